@@ -1,0 +1,6 @@
+#pragma once
+// Tensors, errors, the module interface and seeded random numbers.
+#include "core/error.hpp"
+#include "core/module.hpp"
+#include "core/random.hpp"
+#include "core/tensor.hpp"

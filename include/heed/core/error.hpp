@@ -1,0 +1,80 @@
+#pragma once
+// heed's error hierarchy. Every public entry point validates its input and throws a subclass of
+// heed::Error whose message names the module, what was expected and what it got.
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace heed {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A tensor of the wrong shape was passed, e.g. "Linear: input expected (*, 784), got (100, 783)".
+class ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A file (IDX data, a saved model) is malformed: wrong magic, truncated, inconsistent counts.
+class FormatError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A file could not be opened, read or written.
+class IoError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A hyperparameter or argument is out of range (negative lr, dropout p >= 1, zero sizes, ...).
+class ValueError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A loss or gradient became NaN or infinite during training.
+class NumericError : public Error {
+ public:
+  using Error::Error;
+};
+
+namespace detail {
+
+inline std::string shape_str(std::int64_t rows, std::int64_t cols) {
+  std::ostringstream s;
+  s << '(' << rows << ", " << cols << ')';
+  return s.str();
+}
+
+// "(*, 784)" style: a negative extent means "any".
+inline std::string dim_str(std::int64_t d) { return d < 0 ? std::string("*") : std::to_string(d); }
+inline std::string shape_spec(std::int64_t rows, std::int64_t cols) {
+  return '(' + dim_str(rows) + ", " + dim_str(cols) + ')';
+}
+
+// Throws ShapeError unless (rows, cols) matches (exp_rows, exp_cols); -1 in the expectation
+// matches any extent.
+inline void check_shape(const char* module, const char* what, std::int64_t rows,
+                        std::int64_t cols, std::int64_t exp_rows, std::int64_t exp_cols) {
+  if ((exp_rows >= 0 && rows != exp_rows) || (exp_cols >= 0 && cols != exp_cols))
+    throw ShapeError(std::string(module) + ": " + what + " expected " +
+                     shape_spec(exp_rows, exp_cols) + ", got " + shape_str(rows, cols));
+}
+
+template <typename M>
+void check_shape(const char* module, const char* what, const M& m, std::int64_t exp_rows,
+                 std::int64_t exp_cols) {
+  check_shape(module, what, m.rows(), m.cols(), exp_rows, exp_cols);
+}
+
+inline void require(bool ok, const char* module, const std::string& msg) {
+  if (!ok) throw ValueError(std::string(module) + ": " + msg);
+}
+
+}  // namespace detail
+}  // namespace heed

@@ -1,0 +1,2 @@
+#pragma once
+// All of heed/layers/.
