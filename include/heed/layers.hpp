@@ -1,2 +1,7 @@
 #pragma once
 // All of heed/layers/.
+#include "layers/dense.hpp"
+#include "layers/dropout.hpp"
+#include "layers/layer_norm.hpp"
+#include "layers/linear.hpp"
+#include "layers/sequential.hpp"

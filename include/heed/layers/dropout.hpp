@@ -1,0 +1,52 @@
+#pragma once
+// Dropout (inverted): in training, y = x .* m / (1 - p) with m_ij ~ Bernoulli(1 - p);
+// in eval mode, y = x. Backward: dx = dy .* m / (1 - p).
+#include "../core/module.hpp"
+#include "../core/random.hpp"
+
+namespace heed {
+
+template <typename T>
+class Dropout : public Module<T> {
+ public:
+  explicit Dropout(double p = 0.5, std::uint64_t seed = 0xD409) : p_(p), gen_(seed) {
+    detail::require(p >= 0.0 && p < 1.0, "Dropout",
+                    "p must be in [0, 1), got " + std::to_string(p));
+  }
+
+  const Matrix<T>& forward(const ConstRef<T>& x) override {
+    if (!this->training_ || p_ == 0.0) {
+      active_ = false;
+      y_ = x;
+      return y_;
+    }
+    active_ = true;
+    const T scale = T(1.0 / (1.0 - p_));
+    mask_.resize(x.rows(), x.cols());  // (B, F): 0 or 1/(1-p)
+    for (Index i = 0; i < mask_.size(); ++i) mask_.data()[i] = gen_.uniform() < p_ ? T(0) : scale;
+    y_.resize(x.rows(), x.cols());
+    y_ = x.cwiseProduct(mask_);         // (1) y = x .* m/(1-p)
+    return y_;
+  }
+
+  const Matrix<T>& backward(const ConstRef<T>& dy) override {
+    detail::check_shape("Dropout", "gradient", dy, y_.rows(), y_.cols());
+    if (active_) dx_ = dy.cwiseProduct(mask_);  // d(1)
+    else dx_ = dy;
+    return dx_;
+  }
+
+  std::string name() const override { return "Dropout"; }
+  double p() const { return p_; }
+  Generator& generator() { return gen_; }
+
+ private:
+  double p_;
+  Generator gen_;
+  bool active_ = false;
+  Matrix<T> mask_;  // (B, F)
+  Matrix<T> y_;     // (B, F)
+  Matrix<T> dx_;    // (B, F)
+};
+
+}  // namespace heed

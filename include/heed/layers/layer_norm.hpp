@@ -1,0 +1,81 @@
+#pragma once
+// LayerNorm over the last dimension F, as torch.nn.LayerNorm(F):
+//   mu_b = mean_f x_bf,  var_b = mean_f (x_bf - mu_b)^2   (biased, as PyTorch)
+//   xhat = (x - mu) * rstd,  rstd = 1 / sqrt(var + eps)
+//   y = xhat .* gamma + beta
+#include <cmath>
+
+#include "../core/module.hpp"
+
+namespace heed {
+
+template <typename T>
+class LayerNorm : public Module<T> {
+ public:
+  explicit LayerNorm(Index normalized_shape, double eps = 1e-5, bool elementwise_affine = true)
+      : F_(normalized_shape), eps_(eps), affine_(elementwise_affine) {
+    detail::require(normalized_shape > 0, "LayerNorm", "normalized_shape must be positive");
+    detail::require(eps > 0 && std::isfinite(eps), "LayerNorm", "eps must be positive");
+    gamma_ = Matrix<T>::Ones(1, F_);  // (1, F)
+    beta_ = Matrix<T>::Zero(1, F_);   // (1, F)
+    dgamma_ = Matrix<T>::Zero(1, F_);
+    dbeta_ = Matrix<T>::Zero(1, F_);
+  }
+
+  const Matrix<T>& forward(const ConstRef<T>& x) override {
+    detail::check_shape("LayerNorm", "input", x, -1, F_);
+    const Index B = x.rows();
+    xhat_.resize(B, F_);  // (B, F)
+    rstd_.resize(B);      // (B)
+    y_.resize(B, F_);     // (B, F)
+    for (Index b = 0; b < B; ++b) {
+      const T mu = x.row(b).mean();                                        // (1)
+      const T var = (x.row(b).array() - mu).square().mean();               // (2)
+      rstd_(b) = T(1) / std::sqrt(var + T(eps_));                          // (3)
+      xhat_.row(b) = (x.row(b).array() - mu) * rstd_(b);                   // (4)
+    }
+    if (affine_) {
+      y_ = (xhat_.array().rowwise() * gamma_.row(0).array()).rowwise() + beta_.row(0).array();  // (5)
+    } else {
+      y_ = xhat_;
+    }
+    return y_;
+  }
+
+  const Matrix<T>& backward(const ConstRef<T>& dy) override {
+    detail::check_shape("LayerNorm", "gradient", dy, xhat_.rows(), F_);
+    const Index B = dy.rows();
+    if (affine_) {
+      dgamma_.row(0) += dy.cwiseProduct(xhat_).colwise().sum();  // d(5) wrt gamma
+      dbeta_.row(0) += dy.colwise().sum();                        // d(5) wrt beta
+    }
+    dx_.resize(B, F_);
+    for (Index b = 0; b < B; ++b) {
+      // d(5) wrt xhat, then d(1)-(4) wrt x folded into the standard closed form:
+      //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat .* xhat))
+      const auto dxhat = affine_ ? (dy.row(b).array() * gamma_.row(0).array()).eval()
+                                 : dy.row(b).array().eval();
+      const T m1 = dxhat.mean();
+      const T m2 = (dxhat * xhat_.row(b).array()).mean();
+      dx_.row(b) = (rstd_(b) * (dxhat - m1 - xhat_.row(b).array() * m2)).matrix();
+    }
+    return dx_;
+  }
+
+  std::vector<Parameter<T>> parameters() override {
+    if (!affine_) return {};
+    return {{"weight", &gamma_, &dgamma_}, {"bias", &beta_, &dbeta_}};
+  }
+  std::string name() const override { return "LayerNorm"; }
+
+ private:
+  Index F_;
+  double eps_;
+  bool affine_;
+  Matrix<T> gamma_, beta_, dgamma_, dbeta_;  // (1, F)
+  Matrix<T> xhat_;                           // (B, F)
+  Vector<T> rstd_;                           // (B)
+  Matrix<T> y_, dx_;                         // (B, F)
+};
+
+}  // namespace heed

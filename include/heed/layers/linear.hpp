@@ -1,0 +1,80 @@
+#pragma once
+// Linear: y = x W^T + b, as torch.nn.Linear.
+#include <cmath>
+
+#include "../core/module.hpp"
+#include "../core/random.hpp"
+
+namespace heed {
+
+template <typename T>
+class Linear : public Module<T> {
+ public:
+  // PyTorch's default initialisation: kaiming_uniform_(a = sqrt 5) on W, which is
+  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) [gain sqrt(2/(1+5)) times sqrt(3/fan_in)], and the same
+  // bound for b. Drawn from `gen` (the default generator unless given), W first, then b.
+  Linear(Index in_features, Index out_features, bool bias = true,
+         Generator& gen = default_generator())
+      : in_(in_features), out_(out_features), has_bias_(bias) {
+    detail::require(in_features > 0 && out_features > 0, "Linear",
+                    "in_features and out_features must be positive, got " +
+                        std::to_string(in_features) + " and " + std::to_string(out_features));
+    W_.resize(out_, in_);  // (out, in)
+    dW_ = Matrix<T>::Zero(out_, in_);
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in_));
+    for (Index i = 0; i < W_.size(); ++i) W_.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
+    if (has_bias_) {
+      b_.resize(1, out_);  // (1, out)
+      db_ = Matrix<T>::Zero(1, out_);
+      for (Index j = 0; j < out_; ++j) b_(0, j) = static_cast<T>(gen.uniform(-bound, bound));
+    }
+  }
+
+  // forward                                                       x: (B, in) -> y: (B, out)
+  const Matrix<T>& forward(const ConstRef<T>& x) override {
+    detail::check_shape("Linear", "input", x, -1, in_);
+    x_ = x;                                   // (B, in) kept for dW
+    y_.resize(x.rows(), out_);
+    y_.noalias() = x * W_.transpose();        // (1) y = x W^T      (B, out)
+    if (has_bias_) y_.rowwise() += b_.row(0); // (2) y += b
+    return y_;
+  }
+
+  // backward                                                    dy: (B, out) -> dx: (B, in)
+  const Matrix<T>& backward(const ConstRef<T>& dy) override {
+    detail::check_shape("Linear", "gradient", dy, x_.rows(), out_);
+    dW_.noalias() += dy.transpose() * x_;                    // d(1) wrt W: (out, B)(B, in)
+    if (has_bias_) db_.row(0) += dy.colwise().sum();         // d(2) wrt b: sum over batch
+    if (this->input_grad_) {
+      dx_.resize(dy.rows(), in_);
+      dx_.noalias() = dy * W_;                               // d(1) wrt x: (B, out)(out, in)
+    } else {
+      dx_.resize(0, in_);
+    }
+    return dx_;
+  }
+
+  std::vector<Parameter<T>> parameters() override {
+    std::vector<Parameter<T>> ps{{"weight", &W_, &dW_}};
+    if (has_bias_) ps.push_back({"bias", &b_, &db_});
+    return ps;
+  }
+
+  std::string name() const override { return "Linear"; }
+
+  Index in_features() const { return in_; }
+  Index out_features() const { return out_; }
+  Matrix<T>& weight() { return W_; }  // (out, in)
+  Matrix<T>& bias() { return b_; }    // (1, out); empty without bias
+
+ private:
+  Index in_, out_;
+  bool has_bias_;
+  Matrix<T> W_, dW_;  // (out, in)
+  Matrix<T> b_, db_;  // (1, out)
+  Matrix<T> x_;       // (B, in)
+  Matrix<T> y_;       // (B, out)
+  Matrix<T> dx_;      // (B, in)
+};
+
+}  // namespace heed

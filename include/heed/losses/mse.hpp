@@ -1,0 +1,29 @@
+#pragma once
+// MSELoss (mean reduction), as torch.nn.MSELoss:
+//   L = (1/N) sum (x - y)^2,  N = number of elements;   dL/dx = 2 (x - y) / N
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+
+namespace heed {
+
+template <typename T>
+class MSELoss {
+ public:
+  // input, target: same shape (B, F) -> mean squared error; keeps dL/dinput.
+  T forward(const ConstRef<T>& input, const ConstRef<T>& target) {
+    detail::check_shape("MSELoss", "target", target, input.rows(), input.cols());
+    if (input.size() == 0) throw ShapeError("MSELoss: input is empty " + detail::shape_str(input.rows(), input.cols()));
+    grad_.resize(input.rows(), input.cols());
+    grad_ = input - target;                          // (1) r = x - y
+    const T n = static_cast<T>(input.size());
+    const T loss = grad_.squaredNorm() / n;          // (2) L = sum r^2 / N
+    grad_ *= T(2) / n;                               // d(2) d(1): 2 r / N
+    return loss;
+  }
+  const Matrix<T>& backward() const { return grad_; }  // (B, F)
+
+ private:
+  Matrix<T> grad_;
+};
+
+}  // namespace heed

@@ -1,0 +1,186 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <heed/activations.hpp>
+#include <heed/layers.hpp>
+#include <heed/testing/gradcheck.hpp>
+
+using heed::Matrix;
+using heed::testing::check_module;
+
+namespace {
+Matrix<double> randn(heed::Index r, heed::Index c, std::uint64_t seed) {
+  heed::Generator g(seed);
+  Matrix<double> x(r, c);
+  for (heed::Index i = 0; i < x.size(); ++i) x.data()[i] = g.normal();
+  return x;
+}
+}  // namespace
+
+TEST_CASE("Linear: gradient check of input, weight and bias") {
+  heed::Generator gen(1);
+  heed::Linear<double> lin(5, 3, true, gen);
+  const auto r = check_module(lin, randn(4, 5, 2));
+  INFO(r.detail);
+  CHECK(r.ok);
+  CHECK(r.checked == 4 * 5 + 3 * 5 + 3);
+}
+
+TEST_CASE("Linear: without bias has only a weight") {
+  heed::Linear<double> lin(4, 2, false);
+  CHECK(lin.parameters().size() == 1);
+  const auto r = check_module(lin, randn(3, 4, 5));
+  CHECK(r.ok);
+}
+
+TEST_CASE("Linear: forward is x W^T + b") {
+  heed::Linear<double> lin(2, 2);
+  lin.weight() << 1, 2, 3, 4;
+  lin.bias() << 10, 20;
+  Matrix<double> x(1, 2);
+  x << 1, 1;
+  const auto& y = lin.forward(x);
+  CHECK(y(0, 0) == 13);
+  CHECK(y(0, 1) == 27);
+}
+
+TEST_CASE("Linear: PyTorch default init bounds and seeded reproducibility") {
+  heed::Generator g1(42), g2(42);
+  heed::Linear<float> a(784, 256, true, g1), b(784, 256, true, g2);
+  CHECK(a.weight() == b.weight());
+  CHECK(a.bias() == b.bias());
+  const float bound = 1.0f / std::sqrt(784.0f);
+  CHECK(a.weight().maxCoeff() <= bound);
+  CHECK(a.weight().minCoeff() >= -bound);
+  CHECK(a.weight().maxCoeff() > 0.95f * bound);  // actually spread over the whole range
+  CHECK(std::abs(a.weight().mean()) < 0.01f * bound);
+  // U(-c, c) has variance c^2 / 3
+  const float var = (a.weight().array() - a.weight().mean()).square().mean();
+  CHECK(var == doctest::Approx(bound * bound / 3).epsilon(0.02));
+  CHECK(a.bias().cols() == 256);
+}
+
+TEST_CASE("Linear: gradients accumulate until zero_grad") {
+  heed::Linear<double> lin(3, 2);
+  const Matrix<double> x = randn(4, 3, 1), dy = randn(4, 2, 2);
+  lin.forward(x);
+  lin.backward(dy);
+  const Matrix<double> once = *lin.parameters()[0].grad;
+  lin.forward(x);
+  lin.backward(dy);
+  CHECK((*lin.parameters()[0].grad).isApprox(2 * once));
+  lin.zero_grad();
+  CHECK((*lin.parameters()[0].grad).isZero());
+}
+
+TEST_CASE("Linear: shape errors name the module and both shapes") {
+  heed::Linear<float> lin(784, 10);
+  CHECK_THROWS_WITH_AS(lin.forward(Matrix<float>::Zero(100, 783)),
+                       "Linear: input expected (*, 784), got (100, 783)", heed::ShapeError);
+  lin.forward(Matrix<float>::Zero(100, 784));
+  CHECK_THROWS_WITH_AS(lin.backward(Matrix<float>::Zero(99, 10)),
+                       "Linear: gradient expected (100, 10), got (99, 10)", heed::ShapeError);
+  CHECK_THROWS_AS(heed::Linear<float>(0, 3), heed::ValueError);
+}
+
+TEST_CASE("Linear: requires_input_grad(false) skips dx but still fills dW") {
+  heed::Linear<double> lin(3, 2);
+  lin.requires_input_grad(false);
+  lin.forward(randn(4, 3, 1));
+  const auto& dx = lin.backward(randn(4, 2, 2));
+  CHECK(dx.rows() == 0);
+  CHECK(!lin.parameters()[0].grad->isZero());
+}
+
+TEST_CASE("Dense<ReLU>: gradient check, equals Linear then ReLU") {
+  heed::Generator g(3);
+  heed::Dense<double, heed::ReLU> d(6, 4, true, g);
+  CHECK(d.name() == "Dense<ReLU>");
+  const auto r = check_module(d, randn(5, 6, 4));
+  INFO(r.detail);
+  CHECK(r.ok);
+  heed::Dense<double, heed::Tanh> t(3, 3);
+  CHECK(check_module(t, randn(2, 3, 8)).ok);
+  heed::Dense<double, heed::LeakyReLU> l(3, 3, true, heed::default_generator(), 0.2);
+  CHECK(l.activation().negative_slope() == 0.2);
+}
+
+TEST_CASE("Dropout: gradient check with a fixed mask, and eval is identity") {
+  heed::Dropout<double> drop(0.3, 99);
+  auto state = drop.generator();
+  const auto r = check_module(drop, randn(6, 5, 1), 7, {}, [&] { drop.generator() = state; });
+  INFO(r.detail);
+  CHECK(r.ok);
+  // Inverted scaling: kept values are x / (1 - p), dropped ones 0.
+  Matrix<double> x = Matrix<double>::Ones(200, 50);
+  const auto& y = drop.forward(x);
+  const double kept = (y.array() > 0).cast<double>().mean();
+  CHECK(kept == doctest::Approx(0.7).epsilon(0.03));
+  CHECK(y.maxCoeff() == doctest::Approx(1 / 0.7));
+  drop.eval();
+  CHECK(drop.forward(x) == x);
+  CHECK_THROWS_AS(heed::Dropout<float>(1.0), heed::ValueError);
+  CHECK_THROWS_AS(heed::Dropout<float>(-0.1), heed::ValueError);
+}
+
+TEST_CASE("LayerNorm: gradient check and normalised output") {
+  heed::LayerNorm<double> ln(6);
+  // Non-trivial affine parameters so their gradients matter.
+  auto ps = ln.parameters();
+  *ps[0].value = randn(1, 6, 10);
+  *ps[1].value = randn(1, 6, 11);
+  const auto r = check_module(ln, randn(4, 6, 12));
+  INFO(r.detail);
+  CHECK(r.ok);
+  heed::LayerNorm<double> plain(5, 1e-5, false);
+  const auto& y = plain.forward(randn(3, 5, 2) * 4.0);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(std::abs(y.row(i).mean()) < 1e-12);
+    CHECK(y.row(i).squaredNorm() / 5 == doctest::Approx(1.0).epsilon(1e-4));
+  }
+  CHECK_THROWS_AS(ln.forward(randn(2, 5, 1)), heed::ShapeError);
+}
+
+TEST_CASE("Sequential: chains, names parameters like PyTorch, gradient check") {
+  heed::Sequential<double> net;
+  net.emplace<heed::Linear<double>>(4, 5);
+  net.emplace<heed::Tanh<double>>();
+  net.emplace<heed::LayerNorm<double>>(5);
+  net.emplace<heed::Linear<double>>(5, 3);
+  const auto ps = net.parameters();
+  REQUIRE(ps.size() == 6);
+  CHECK(ps[0].name == "0.weight");
+  CHECK(ps[1].name == "0.bias");
+  CHECK(ps[2].name == "2.weight");
+  CHECK(ps[5].name == "3.bias");
+  CHECK(net.num_parameters() == 4 * 5 + 5 + 10 + 5 * 3 + 3);
+  const auto r = check_module(net, randn(3, 4, 6));
+  INFO(r.detail);
+  CHECK(r.ok);
+}
+
+TEST_CASE("Sequential: train/eval reaches children; empty forward is an error") {
+  heed::Sequential<float> net;
+  auto& d = net.emplace<heed::Dropout<float>>(0.5);
+  net.eval();
+  CHECK(!d.training());
+  net.train();
+  CHECK(d.training());
+  heed::Sequential<float> empty;
+  CHECK_THROWS_AS(empty.forward(Matrix<float>::Zero(1, 1)), heed::ValueError);
+  CHECK_THROWS_AS(net[3], heed::ValueError);
+}
+
+TEST_CASE("float modules compile and agree with double") {
+  heed::Generator g1(5), g2(5);
+  heed::Sequential<float> f;
+  f.emplace<heed::Dense<float, heed::GELU>>(4, 6, true, g1);
+  f.emplace<heed::LayerNorm<float>>(6);
+  heed::Sequential<double> d;
+  d.emplace<heed::Dense<double, heed::GELU>>(4, 6, true, g2);
+  d.emplace<heed::LayerNorm<double>>(6);
+  const Matrix<double> x = randn(3, 4, 1);
+  CHECK(f.forward(x.cast<float>()).cast<double>().isApprox(d.forward(x), 1e-5));
+  const Matrix<double> dy = randn(3, 6, 2);
+  CHECK(f.backward(dy.cast<float>()).cast<double>().isApprox(d.backward(dy), 1e-4));
+}
