@@ -1,0 +1,145 @@
+#pragma once
+// Attention<T, Score>: softmax attention with a pluggable score function.
+//
+//   S_b = score(Q_b, K_b)               (Tq, Tk)  per sample b, masks applied
+//   P_b = softmax(S_b) row-wise         (Tq, Tk)  = weights(), what each query looked at
+//   C_b = dropout(P_b) V_b              (Tq, dv)  = the context returned by forward
+//
+// Batch-first as everywhere in heed: queries (B*Tq, dq), keys (B*Tk, dk), values (B*Tk, dv),
+// sample b's rows contiguous. It takes three inputs, so it is not a Module<T>, but it keeps the
+// Module method names (forward, backward, parameters, zero_grad, train, eval).
+// weights() are the softmax probabilities *before* dropout (PyTorch returns them after).
+#include <string>
+#include <vector>
+
+#include "../core/module.hpp"
+#include "../core/random.hpp"
+#include "masks.hpp"
+#include "scaled_dot_product_score.hpp"
+
+namespace heed {
+
+// Gradients returned by the 3-input attention modules: auto [dq, dk, dv] = att.backward(dc);
+// When the same matrix was passed as queries, keys and values (self-attention), its gradient
+// is dq + dk + dv: summing them is the caller's job.
+template <typename T>
+struct AttentionGrads {
+  const Matrix<T>& dquery;
+  const Matrix<T>& dkey;
+  const Matrix<T>& dvalue;
+};
+
+template <typename T, template <typename> class Score = ScaledDotProductScore>
+class Attention {
+ public:
+  using Scalar = T;
+  using ScoreType = Score<T>;
+
+  explicit Attention(Score<T> score = Score<T>(), double dropout = 0.0,
+                     Generator& gen = default_generator())
+      : score_(std::move(score)), p_(dropout), gen_(&gen) {
+    detail::require(dropout >= 0.0 && dropout < 1.0, name().c_str(),
+                    "dropout must be in [0, 1), got " + std::to_string(dropout));
+  }
+
+  // forward      queries (B*Tq, dq), keys (B*Tk, dk), values (B*Tk, dv) -> context (B*Tq, dv)
+  const Matrix<T>& forward(const ConstRef<T>& queries, const ConstRef<T>& keys,
+                           const ConstRef<T>& values, Index B,
+                           const AttentionMasks<T>& masks = {}) {
+    const std::string who = name();
+    detail::check_qkv_rows(who, queries.rows(), keys.rows(), values.rows(), B, Tq_, Tk_);
+    score_.check(who, queries.cols(), keys.cols());
+    detail::validate_masks(who, masks, B, Tq_, Tk_);
+    B_ = B;
+    Q_ = queries;  // (B*Tq, dq) kept for backward
+    K_ = keys;     // (B*Tk, dk)
+    V_ = values;   // (B*Tk, dv)
+    const Index dv = values.cols();
+
+    P_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)
+    for (Index b = 0; b < B; ++b) {
+      auto Sb = P_.middleRows(b * Tq_, Tq_);
+      score_.forward(Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_), Sb);  // (1) S
+      detail::apply_masks<T>(masks, b, 0, 0, Sb);                                      // (2) mask
+    }
+    detail::masked_softmax_rows<T>(P_);  // (3) P = softmax(S)
+
+    dropout_active_ = training_ && p_ > 0.0;
+    const Matrix<T>* Pused = &P_;
+    if (dropout_active_) {
+      const T keep_scale = static_cast<T>(1.0 / (1.0 - p_));
+      M_.resize(B * Tq_, Tk_);  // (B*Tq, Tk): 0 or 1/(1-p), inverted dropout
+      for (Index i = 0; i < M_.size(); ++i)
+        M_.data()[i] = gen_->uniform() < p_ ? T(0) : keep_scale;
+      Pd_.resize(B * Tq_, Tk_);
+      Pd_ = P_.cwiseProduct(M_);  // (4) Pd = P .* M
+      Pused = &Pd_;
+    }
+    C_.resize(B * Tq_, dv);  // (B*Tq, dv)
+    for (Index b = 0; b < B; ++b)  // (5) C_b = Pd_b V_b
+      C_.middleRows(b * Tq_, Tq_).noalias() =
+          Pused->middleRows(b * Tq_, Tq_) * V_.middleRows(b * Tk_, Tk_);
+    return C_;
+  }
+
+  // backward     dcontext (B*Tq, dv) -> dquery (B*Tq, dq), dkey (B*Tk, dk), dvalue (B*Tk, dv)
+  // and += score-parameter gradients.
+  AttentionGrads<T> backward(const ConstRef<T>& dcontext) {
+    detail::check_shape(name().c_str(), "gradient", dcontext, C_.rows(), C_.cols());
+    dQ_.resize(Q_.rows(), Q_.cols());
+    dK_.resize(K_.rows(), K_.cols());
+    dV_.resize(V_.rows(), V_.cols());
+    dP_.resize(Tq_, Tk_);  // (Tq, Tk) one sample at a time
+    const Matrix<T>& Pused = dropout_active_ ? Pd_ : P_;
+    for (Index b = 0; b < B_; ++b) {
+      const auto dC = dcontext.middleRows(b * Tq_, Tq_);  // (Tq, dv)
+      const auto Vb = V_.middleRows(b * Tk_, Tk_);        // (Tk, dv)
+      dV_.middleRows(b * Tk_, Tk_).noalias() =
+          Pused.middleRows(b * Tq_, Tq_).transpose() * dC;  // d of (5) wrt V: (Tk,Tq)(Tq,dv)
+      dP_.noalias() = dC * Vb.transpose();                 // d of (5) wrt Pd: (Tq,dv)(dv,Tk)
+      if (dropout_active_) dP_.array() *= M_.middleRows(b * Tq_, Tq_).array();  // d of (4)
+      detail::masked_softmax_backward_rows<T>(P_.middleRows(b * Tq_, Tq_), dP_);  // d of (3)
+      // d of (2) is the identity on unmasked entries, and masked ones have dS = 0 already.
+      score_.backward(Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_), dP_,
+                      dQ_.middleRows(b * Tq_, Tq_), dK_.middleRows(b * Tk_, Tk_));  // d of (1)
+    }
+    return {dQ_, dK_, dV_};
+  }
+
+  std::vector<Parameter<T>> parameters() { return score_.parameters(); }
+  void zero_grad() {
+    for (auto& p : parameters()) p.grad->setZero();
+  }
+  void train(bool on = true) { training_ = on; }
+  void eval() { train(false); }
+  bool training() const { return training_; }
+  std::string name() const { return std::string("Attention<") + Score<T>::kName + ">"; }
+
+  // Attention weights of the last forward, (B*Tq, Tk): row b*Tq + i is how much query i of
+  // sample b attended to each key; rows sum to 1 (0 for fully masked rows).
+  const Matrix<T>& weights() const { return P_; }
+  Score<T>& score() { return score_; }
+  double dropout() const { return p_; }
+  Generator& generator() { return *gen_; }
+
+ private:
+  Score<T> score_;
+  double p_;
+  Generator* gen_;
+  bool training_ = true;
+  bool dropout_active_ = false;
+  Index B_ = 0, Tq_ = 0, Tk_ = 0;
+  Matrix<T> Q_;       // (B*Tq, dq)
+  Matrix<T> K_;       // (B*Tk, dk)
+  Matrix<T> V_;       // (B*Tk, dv)
+  Matrix<T> P_;       // (B*Tq, Tk) scores, then softmax weights
+  Matrix<T> M_;       // (B*Tq, Tk) dropout mask, only in training with dropout > 0
+  Matrix<T> Pd_;      // (B*Tq, Tk) dropped-out weights
+  Matrix<T> C_;       // (B*Tq, dv)
+  Matrix<T> dP_;      // (Tq, Tk) per-sample scratch
+  Matrix<T> dQ_;      // (B*Tq, dq)
+  Matrix<T> dK_;      // (B*Tk, dk)
+  Matrix<T> dV_;      // (B*Tk, dv)
+};
+
+}  // namespace heed

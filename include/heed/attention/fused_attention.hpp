@@ -1,0 +1,215 @@
+#pragma once
+// Fused, memory-efficient scaled dot-product attention (FlashAttention, Dao et al. 2022, on CPU).
+//
+// Forward walks key tiles with an online softmax: per query row it keeps the running max m and
+// running sum l, rescaling the partial output whenever m grows, so the (Tq, Tk) score matrix is
+// never formed. Only the per-row log-sum-exp L_i = m_i + log l_i is kept for backward, which
+// recomputes each score tile as P = exp(S - L) and uses D_i = rowsum(dO_i .* O_i), the
+// softmax-backward term rowsum(dP_i .* P_i) in disguise. Extra memory: O(B*Tq) plus two
+// (tile, tile) scratch tiles. With is_causal, key tiles wholly right of the diagonal are skipped.
+//
+// Same masks and results as Attention<T, ScaledDotProductScore> (fully masked rows -> 0), but
+// no dropout and no weights (use the plain path when you need either).
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <string>
+
+#include "../core/module.hpp"
+#include "attention.hpp"
+#include "masks.hpp"
+
+namespace heed {
+
+namespace detail {
+
+template <typename T>
+struct FlashScratch {
+  Matrix<T> S;   // (tile, tile) score / probability tile
+  Matrix<T> dP;  // (tile, tile) dP, then dS
+  Vector<T> m;   // (tile) running row max
+  Vector<T> l;   // (tile) running row sum
+  Vector<T> D;   // (tile) rowsum(dO .* O)
+  void reserve(Index tile) {
+    S.resize(tile, tile);
+    dP.resize(tile, tile);
+    m.resize(tile);
+    l.resize(tile);
+    D.resize(tile);
+  }
+};
+
+// One (sample, head) slice.  Q (Tq, d), K (Tk, d), V (Tk, dv) -> O (Tq, dv), lse (Tq).
+// `b` selects the sample's row of key_padding_mask.
+template <typename T>
+void flash_forward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T>& V, T scale,
+                   const AttentionMasks<T>& masks, Index b, Index tile, Eigen::Ref<Matrix<T>> O,
+                   Eigen::Ref<Vector<T>> lse, FlashScratch<T>& s) {
+  const Index Tq = Q.rows(), Tk = K.rows();
+  s.reserve(tile);
+  for (Index i0 = 0; i0 < Tq; i0 += tile) {
+    const Index br = std::min(tile, Tq - i0);
+    auto Oi = O.middleRows(i0, br);  // (br, dv) accumulates unnormalised output
+    Oi.setZero();
+    auto m = s.m.head(br);
+    auto l = s.l.head(br);
+    m.setConstant(kNegInf<T>);
+    l.setZero();
+    for (Index j0 = 0; j0 < Tk; j0 += tile) {
+      if (masks.is_causal && j0 > i0 + br - 1) break;  // whole tile above the diagonal
+      const Index bc = std::min(tile, Tk - j0);
+      auto S = s.S.topLeftCorner(br, bc);
+      S.noalias() = Q.middleRows(i0, br) * K.middleRows(j0, bc).transpose();  // (1) S = Q K^T
+      S *= scale;                                                              //     * scale
+      apply_masks<T>(masks, b, i0, j0, S);                                        // (2) mask
+      for (Index r = 0; r < br; ++r) {
+        const T m_new = std::max(m(r), S.row(r).maxCoeff());
+        if (m_new == kNegInf<T>) {  // everything so far masked: nothing to add
+          S.row(r).setZero();
+          continue;
+        }
+        const T alpha = std::exp(m(r) - m_new);  // rescale old partials (0 when m was -inf)
+        S.row(r) = (S.row(r).array() - m_new).exp().matrix();  // (3) P~ = exp(S - m_new)
+        l(r) = alpha * l(r) + S.row(r).sum();                  // (4) l = alpha l + rowsum P~
+        Oi.row(r) *= alpha;                                    // (5) O = alpha O + P~ V
+        m(r) = m_new;
+      }
+      Oi.noalias() += S * V.middleRows(j0, bc);  // (5) cont.   (br, bc)(bc, dv)
+    }
+    for (Index r = 0; r < br; ++r) {
+      if (l(r) > T(0)) {
+        Oi.row(r) /= l(r);                  // (6) O = O / l
+        lse(i0 + r) = m(r) + std::log(l(r));  // (7) L = m + log l
+      } else {                              // fully masked row: zero output, L = -inf
+        Oi.row(r).setZero();
+        lse(i0 + r) = kNegInf<T>;
+      }
+    }
+  }
+}
+
+// Backward of one slice: dO (Tq, dv) -> dQ (Tq, d), dK (Tk, d), dV (Tk, dv), overwritten.
+template <typename T>
+void flash_backward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T>& V,
+                    const ConstRef<T>& O, const Eigen::Ref<const Vector<T>>& lse,
+                    const ConstRef<T>& dO, T scale, const AttentionMasks<T>& masks, Index b,
+                    Index tile, Eigen::Ref<Matrix<T>> dQ, Eigen::Ref<Matrix<T>> dK,
+                    Eigen::Ref<Matrix<T>> dV, FlashScratch<T>& s) {
+  const Index Tq = Q.rows(), Tk = K.rows();
+  s.reserve(tile);
+  dQ.setZero();
+  dK.setZero();
+  dV.setZero();
+  for (Index i0 = 0; i0 < Tq; i0 += tile) {
+    const Index br = std::min(tile, Tq - i0);
+    const auto Qi = Q.middleRows(i0, br);    // (br, d)
+    const auto dOi = dO.middleRows(i0, br);  // (br, dv)
+    auto D = s.D.head(br);
+    D = dOi.cwiseProduct(O.middleRows(i0, br)).rowwise().sum();  // D_i = rowsum(dO .* O)
+    for (Index j0 = 0; j0 < Tk; j0 += tile) {
+      if (masks.is_causal && j0 > i0 + br - 1) break;
+      const Index bc = std::min(tile, Tk - j0);
+      const auto Kj = K.middleRows(j0, bc);  // (bc, d)
+      const auto Vj = V.middleRows(j0, bc);  // (bc, dv)
+      auto P = s.S.topLeftCorner(br, bc);
+      P.noalias() = Qi * Kj.transpose();  // recompute (1), (2)
+      P *= scale;
+      apply_masks<T>(masks, b, i0, j0, P);
+      for (Index r = 0; r < br; ++r) {  // P = exp(S - L): the final softmax, no renormalising
+        const T L = lse(i0 + r);
+        if (L == kNegInf<T>) P.row(r).setZero();
+        else P.row(r) = (P.row(r).array() - L).exp().matrix();
+      }
+      dV.middleRows(j0, bc).noalias() += P.transpose() * dOi;  // d of (5) wrt V: (bc,br)(br,dv)
+      auto dS = s.dP.topLeftCorner(br, bc);
+      dS.noalias() = dOi * Vj.transpose();                 // d of (5) wrt P: (br,dv)(dv,bc)
+      dS.array() = P.array() * (dS.array().colwise() - D.array());  // d of softmax: P (dP - D)
+      dS *= scale;                                         // d of (1) through "* scale"
+      dQ.middleRows(i0, br).noalias() += dS * Kj;             // (br,bc)(bc,d)
+      dK.middleRows(j0, bc).noalias() += dS.transpose() * Qi;  // (bc,br)(br,d)
+    }
+  }
+}
+
+}  // namespace detail
+
+// FusedAttention<T>: batched scaled dot-product attention through the tiled kernel.
+//   forward(queries (B*Tq, d), keys (B*Tk, d), values (B*Tk, dv), B, masks) -> (B*Tq, dv)
+//   backward(dout (B*Tq, dv)) -> {dquery, dkey, dvalue}
+template <typename T>
+class FusedAttention {
+ public:
+  using Scalar = T;
+
+  explicit FusedAttention(std::optional<double> scale = std::nullopt, Index tile = 64)
+      : scale_(scale), tile_(tile) {
+    detail::require(tile > 0, "FusedAttention", "tile must be positive, got " + std::to_string(tile));
+    if (scale_ && !std::isfinite(*scale_))
+      throw ValueError("FusedAttention: scale must be finite");
+  }
+
+  const Matrix<T>& forward(const ConstRef<T>& queries, const ConstRef<T>& keys,
+                           const ConstRef<T>& values, Index B,
+                           const AttentionMasks<T>& masks = {}) {
+    const std::string who = "FusedAttention";
+    detail::check_qkv_rows(who, queries.rows(), keys.rows(), values.rows(), B, Tq_, Tk_);
+    if (queries.cols() != keys.cols())
+      throw ShapeError(who + ": queries and keys must have equal width, got " +
+                       std::to_string(queries.cols()) + " and " + std::to_string(keys.cols()));
+    detail::validate_masks(who, masks, B, Tq_, Tk_);
+    B_ = B;
+    masks_ = masks;  // pointers: the mask matrices must outlive backward
+    Q_ = queries;    // (B*Tq, d)
+    K_ = keys;       // (B*Tk, d)
+    V_ = values;     // (B*Tk, dv)
+    O_.resize(B * Tq_, values.cols());  // (B*Tq, dv)
+    lse_.resize(B * Tq_);               // (B*Tq)
+    const T s = scale(keys.cols());
+    for (Index b = 0; b < B; ++b)
+      detail::flash_forward<T>(Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_),
+                               V_.middleRows(b * Tk_, Tk_), s, masks_, b, tile_,
+                               O_.middleRows(b * Tq_, Tq_), lse_.segment(b * Tq_, Tq_), scratch_);
+    return O_;
+  }
+
+  AttentionGrads<T> backward(const ConstRef<T>& dout) {
+    detail::check_shape("FusedAttention", "gradient", dout, O_.rows(), O_.cols());
+    dQ_.resize(Q_.rows(), Q_.cols());
+    dK_.resize(K_.rows(), K_.cols());
+    dV_.resize(V_.rows(), V_.cols());
+    const T s = scale(K_.cols());
+    for (Index b = 0; b < B_; ++b)
+      detail::flash_backward<T>(
+          Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_), V_.middleRows(b * Tk_, Tk_),
+          O_.middleRows(b * Tq_, Tq_), lse_.segment(b * Tq_, Tq_), dout.middleRows(b * Tq_, Tq_),
+          s, masks_, b, tile_, dQ_.middleRows(b * Tq_, Tq_), dK_.middleRows(b * Tk_, Tk_),
+          dV_.middleRows(b * Tk_, Tk_), scratch_);
+    return {dQ_, dK_, dV_};
+  }
+
+  T scale(Index d) const {
+    return static_cast<T>(scale_ ? *scale_ : 1.0 / std::sqrt(static_cast<double>(d)));
+  }
+  // Per-row log-sum-exp of the masked, scaled scores, (B*Tq); -inf for fully masked rows.
+  const Vector<T>& logsumexp() const { return lse_; }
+  Index tile() const { return tile_; }
+  std::vector<Parameter<T>> parameters() { return {}; }
+  std::string name() const { return "FusedAttention"; }
+
+ private:
+  std::optional<double> scale_;
+  Index tile_;
+  Index B_ = 0, Tq_ = 0, Tk_ = 0;
+  AttentionMasks<T> masks_;
+  Matrix<T> Q_;    // (B*Tq, d)
+  Matrix<T> K_;    // (B*Tk, d)
+  Matrix<T> V_;    // (B*Tk, dv)
+  Matrix<T> O_;    // (B*Tq, dv)
+  Vector<T> lse_;  // (B*Tq)
+  Matrix<T> dQ_;   // (B*Tq, d)
+  Matrix<T> dK_;   // (B*Tk, d)
+  Matrix<T> dV_;   // (B*Tk, dv)
+  detail::FlashScratch<T> scratch_;
+};
+
+}  // namespace heed

@@ -1,0 +1,116 @@
+#pragma once
+// Attention masks, PyTorch semantics, and the masked softmax shared by every attention path.
+//
+//   key_padding_mask  (B, Tk)  bool, true = this key is padding: no query of sample b attends to it
+//   attn_mask         (Tq, Tk) bool, true = query i may NOT attend to key j (same for all samples)
+//   attn_bias         (Tq, Tk) float, added to the scores (PyTorch's float attn_mask; -inf masks)
+//   is_causal                  query i attends to keys j <= i (top-left aligned when Tq != Tk,
+//                              as torch.nn.functional.scaled_dot_product_attention)
+//
+// Masks are passed by pointer so a call reads like
+//   att.forward(q, k, v, B, {.key_padding_mask = &pad, .is_causal = true});
+// and a temporary cannot dangle. A query row whose keys are all masked gets zero weights and a
+// zero context (PyTorch returns NaN there), so padded queries never poison a batch.
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "../core/error.hpp"
+#include "../core/tensor.hpp"
+
+namespace heed {
+
+using BoolMatrix = Eigen::Matrix<bool, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+template <typename T>
+struct AttentionMasks {
+  const BoolMatrix* key_padding_mask = nullptr;  // (B, Tk)  true = ignore key
+  const BoolMatrix* attn_mask = nullptr;         // (Tq, Tk) true = not allowed
+  const Matrix<T>* attn_bias = nullptr;          // (Tq, Tk) additive float mask
+  bool is_causal = false;
+
+  bool any() const { return key_padding_mask || attn_mask || attn_bias || is_causal; }
+};
+
+namespace detail {
+
+template <typename T>
+inline constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+
+template <typename T>
+void validate_masks(const std::string& who, const AttentionMasks<T>& m, Index B, Index Tq,
+                    Index Tk) {
+  if (m.key_padding_mask)
+    check_shape(who.c_str(), "key_padding_mask", *m.key_padding_mask, B, Tk);
+  if (m.attn_mask) check_shape(who.c_str(), "attn_mask", *m.attn_mask, Tq, Tk);
+  if (m.attn_bias) check_shape(who.c_str(), "attn_bias", *m.attn_bias, Tq, Tk);
+}
+
+// Applies the masks of sample b to the score tile S = scores[i0 : i0+rows, j0 : j0+cols]:
+// adds attn_bias, sets not-allowed entries to -inf (exp(-inf) = 0 drops them from the softmax).
+template <typename T>
+void apply_masks(const AttentionMasks<T>& m, Index b, Index i0, Index j0,
+                 Eigen::Ref<Matrix<T>> S) {
+  const Index rows = S.rows(), cols = S.cols();
+  if (m.attn_bias) S += m.attn_bias->block(i0, j0, rows, cols);
+  if (m.attn_mask) {
+    for (Index r = 0; r < rows; ++r)
+      for (Index c = 0; c < cols; ++c)
+        if ((*m.attn_mask)(i0 + r, j0 + c)) S(r, c) = kNegInf<T>;
+  }
+  if (m.key_padding_mask) {
+    for (Index c = 0; c < cols; ++c)
+      if ((*m.key_padding_mask)(b, j0 + c)) S.col(c).setConstant(kNegInf<T>);
+  }
+  if (m.is_causal) {
+    for (Index r = 0; r < rows; ++r) {
+      const Index first = i0 + r + 1 - j0;  // first masked column of this row: key j > i
+      if (first < cols) S.row(r).tail(cols - std::max<Index>(first, 0)).setConstant(kNegInf<T>);
+    }
+  }
+}
+
+// In place, row by row: P = softmax(S) with -inf entries -> 0 and all -inf rows -> all 0.
+template <typename T>
+void masked_softmax_rows(Eigen::Ref<Matrix<T>> S) {
+  for (Index i = 0; i < S.rows(); ++i) {
+    const T mx = S.row(i).maxCoeff();
+    if (mx == kNegInf<T>) {  // every key masked: no attention at all, not NaN
+      S.row(i).setZero();
+      continue;
+    }
+    S.row(i) = (S.row(i).array() - mx).exp().matrix();  // subtract max: no overflow
+    S.row(i) /= S.row(i).sum();
+  }
+}
+
+// d of: P = softmax(S) row-wise.  In place: dP -> dS = P .* (dP - rowsum(dP .* P)).
+// Masked entries have P = 0, so their score gradient is 0.
+template <typename T>
+void masked_softmax_backward_rows(const Eigen::Ref<const Matrix<T>>& P, Eigen::Ref<Matrix<T>> dP) {
+  for (Index i = 0; i < P.rows(); ++i) {
+    const T dot = dP.row(i).dot(P.row(i));
+    dP.row(i) = (P.row(i).array() * (dP.row(i).array() - dot)).matrix();
+  }
+}
+
+// Shared input validation of the 3-input attention entry points.
+//   queries (B*Tq, *), keys (B*Tk, *), values (B*Tk, *)  ->  sets Tq, Tk.
+inline void check_qkv_rows(const std::string& who, Index q_rows, Index k_rows, Index v_rows,
+                           Index B, Index& Tq, Index& Tk) {
+  if (B <= 0) throw ValueError(who + ": batch size must be positive, got " + std::to_string(B));
+  if (q_rows % B != 0 || q_rows == 0)
+    throw ShapeError(who + ": queries rows " + std::to_string(q_rows) +
+                     " not a positive multiple of batch size " + std::to_string(B));
+  if (k_rows % B != 0 || k_rows == 0)
+    throw ShapeError(who + ": keys rows " + std::to_string(k_rows) +
+                     " not a positive multiple of batch size " + std::to_string(B));
+  if (v_rows != k_rows)
+    throw ShapeError(who + ": values expected " + std::to_string(k_rows) +
+                     " rows (as keys), got " + std::to_string(v_rows));
+  Tq = q_rows / B;
+  Tk = k_rows / B;
+}
+
+}  // namespace detail
+}  // namespace heed
