@@ -1,2 +1,6 @@
 #pragma once
-// All of heed/io/.
+// All of heed/io/: checkpoints (save/load) in a versioned, checksummed binary format.
+#include "io/atomic_file.hpp"
+#include "io/checkpoint.hpp"
+#include "io/checkpoint_format.hpp"
+#include "io/crc32.hpp"

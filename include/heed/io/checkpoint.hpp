@@ -1,0 +1,167 @@
+#pragma once
+// Saving and loading models and training state.
+//
+//   heed::save(model, "model.heed");          heed::load(model, "model.heed");
+//
+//   heed::Checkpoint<float> ck;                // a whole training state, for exact resume
+//   ck.model(model).optimizer(opt).value("epoch", epoch).generator("shuffle", gen);
+//   ck.save("run.heed");  ...  ck.load("run.heed");
+//
+// Loading is all-or-nothing: the file is fully validated (see checkpoint_format.hpp) and every
+// bound tensor's name and shape checked before any value is assigned, so a failed load leaves
+// the model untouched. A float file loads into a double model and vice versa (values are
+// converted; double -> float rounds to nearest).
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../core/module.hpp"
+#include "../core/random.hpp"
+#include "checkpoint_format.hpp"
+
+namespace heed {
+
+template <typename T>
+class Checkpoint {
+ public:
+  // Binds every parameter of `m` as "<prefix>.<parameter name>".
+  Checkpoint& model(Module<T>& m, const std::string& prefix = "model") {
+    for (auto& p : m.parameters()) tensor(prefix + "." + p.name, *p.value);
+    return *this;
+  }
+
+  // Binds an optimizer's state: anything with state() -> vector<pair<string, Matrix<T>*>>
+  // (heed's optimizers). Their step counters are part of that state.
+  template <class Opt>
+  Checkpoint& optimizer(Opt& opt, const std::string& prefix = "optimizer") {
+    for (auto& [name, m] : opt.state()) tensor(prefix + "." + name, *m);
+    return *this;
+  }
+
+  Checkpoint& tensor(const std::string& name, Matrix<T>& m) {
+    tensors_.push_back({name, &m});
+    return *this;
+  }
+
+  // A scalar training variable (epoch, best metric, ...), stored as a (1, 1) double tensor.
+  template <class V>
+  Checkpoint& value(const std::string& name, V& v) {
+    scalars_.push_back({"train." + name, [&v] { return static_cast<double>(v); },
+                        [&v](double d) { v = static_cast<V>(d); }});
+    return *this;
+  }
+
+  // A generator's full state, so shuffling and dropout continue exactly where they were.
+  Checkpoint& generator(const std::string& name, Generator& g) {
+    generators_.push_back({"train." + name, &g});
+    return *this;
+  }
+
+  void save(const std::string& path) const {
+    io::Writer<T> w;
+    for (const auto& t : tensors_) w.tensor(t.name, *t.m);
+    for (const auto& s : scalars_) {
+      // Scalars go in as double regardless of T (epochs and counters must stay exact).
+      std::string b(sizeof(double), '\0');
+      const double v = s.get();
+      std::memcpy(b.data(), &v, sizeof v);
+      w.bytes(s.name, b);
+    }
+    for (const auto& g : generators_) {
+      std::ostringstream os;
+      os << g.g->engine();
+      w.bytes(g.name, os.str());
+    }
+    w.write(path);
+  }
+
+  void load(const std::string& path) {
+    const io::Entries file = io::read_file(path);
+    // Phase 1: check that every bound name exists with the right kind and shape, and that the
+    // file has nothing in the bound namespaces that is not bound (a model with other layers).
+    std::vector<std::string> wanted;
+    auto find = [&](const std::string& name, bool tensor) -> const io::Entry& {
+      const auto it = file.find(name);
+      if (it == file.end()) throw FormatError("load: '" + path + "' has no entry '" + name + "'");
+      if (it->second.is_tensor != tensor)
+        throw FormatError("load: '" + path + "': entry '" + name + "' is not a " +
+                          (tensor ? "tensor" : "value"));
+      wanted.push_back(name);
+      return it->second;
+    };
+    for (const auto& t : tensors_) {
+      const auto& e = find(t.name, true);
+      if (e.rows != t.m->rows() || e.cols != t.m->cols())
+        throw FormatError("load: '" + path + "': tensor '" + t.name + "' expected " +
+                          detail::shape_str(t.m->rows(), t.m->cols()) + ", file has " +
+                          detail::shape_str(e.rows, e.cols));
+    }
+    for (const auto& s : scalars_)
+      if (find(s.name, false).bytes.size() != sizeof(double))
+        throw FormatError("load: '" + path + "': value '" + s.name + "' is not 8 bytes");
+    std::vector<Generator> restored;
+    for (const auto& g : generators_) {
+      std::istringstream is(find(g.name, false).bytes);
+      Generator copy;
+      is >> copy.engine();
+      if (!is) throw FormatError("load: '" + path + "': generator state '" + g.name + "' is malformed");
+      restored.push_back(copy);
+    }
+    for (const auto& [name, e] : file) {
+      const auto dot = name.find('.');
+      const std::string ns = name.substr(0, dot);
+      const bool bound_ns = std::any_of(wanted.begin(), wanted.end(), [&](const std::string& w) {
+        return w.compare(0, ns.size() + 1, ns + ".") == 0;
+      });
+      if (bound_ns && std::find(wanted.begin(), wanted.end(), name) == wanted.end())
+        throw FormatError("load: '" + path + "' has entry '" + name +
+                          "' that the model does not have (different architecture?)");
+    }
+    // Phase 2: assign.
+    for (const auto& t : tensors_) {
+      const auto& e = file.at(t.name);
+      for (Index i = 0; i < t.m->size(); ++i) t.m->data()[i] = static_cast<T>(e.values[i]);
+    }
+    for (const auto& s : scalars_) {
+      double v;
+      std::memcpy(&v, file.at(s.name).bytes.data(), sizeof v);
+      s.set(v);
+    }
+    for (std::size_t i = 0; i < generators_.size(); ++i) *generators_[i].g = restored[i];
+  }
+
+ private:
+  struct TensorBinding {
+    std::string name;
+    Matrix<T>* m;
+  };
+  struct ScalarBinding {
+    std::string name;
+    std::function<double()> get;
+    std::function<void(double)> set;
+  };
+  struct GeneratorBinding {
+    std::string name;
+    Generator* g;
+  };
+  std::vector<TensorBinding> tensors_;
+  std::vector<ScalarBinding> scalars_;
+  std::vector<GeneratorBinding> generators_;
+};
+
+// Saves a model's parameters (names as its state_dict) to `path`, atomically.
+template <typename T>
+void save(Module<T>& model, const std::string& path) {
+  Checkpoint<T>().model(model).save(path);
+}
+
+// Loads parameters saved by save() (from a float or a double model) into `model`.
+template <typename T>
+void load(Module<T>& model, const std::string& path) {
+  Checkpoint<T>().model(model).load(path);
+}
+
+}  // namespace heed
