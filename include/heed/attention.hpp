@@ -7,3 +7,4 @@
 #include "attention/general_score.hpp"
 #include "attention/attention.hpp"
 #include "attention/fused_attention.hpp"
+#include "attention/multihead_attention.hpp"

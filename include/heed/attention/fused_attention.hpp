@@ -69,7 +69,7 @@ void flash_forward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T>
           continue;
         }
         const T alpha = std::exp(m(r) - m_new);  // rescale old partials (0 when m was -inf)
-        S.row(r) = (S.row(r).array() - m_new).exp().matrix();  // (3) P~ = exp(S - m_new)
+        masked_exp_inplace<T>(S.row(r), m_new);                // (3) P~ = exp(S - m_new)
         l(r) = alpha * l(r) + S.row(r).sum();                  // (4) l = alpha l + rowsum P~
         Oi.row(r) *= alpha;                                    // (5) O = alpha O + P~ V
         m(r) = m_new;
@@ -118,7 +118,7 @@ void flash_backward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T
       for (Index r = 0; r < br; ++r) {  // P = exp(S - L): the final softmax, no renormalising
         const T L = lse(i0 + r);
         if (L == kNegInf<T>) P.row(r).setZero();
-        else P.row(r) = (P.row(r).array() - L).exp().matrix();
+        else masked_exp_inplace<T>(P.row(r), L);
       }
       dV.middleRows(j0, bc).noalias() += P.transpose() * dOi;  // d of (5) wrt V: (bc,br)(br,dv)
       auto dS = s.dP.topLeftCorner(br, bc);

@@ -70,6 +70,13 @@ void apply_masks(const AttentionMasks<T>& m, Index b, Index i0, Index j0,
   }
 }
 
+// exp(s - shift) with exact zeros for masked (-inf) entries: Eigen's vectorised exp clamps its
+// argument, so exp(-inf) would come out as a denormal instead of 0.
+template <typename T, class Row>
+void masked_exp_inplace(Row&& row, T shift) {
+  row = (row.array() == kNegInf<T>).select(T(0), (row.array() - shift).exp()).matrix();
+}
+
 // In place, row by row: P = softmax(S) with -inf entries -> 0 and all -inf rows -> all 0.
 template <typename T>
 void masked_softmax_rows(Eigen::Ref<Matrix<T>> S) {
@@ -79,7 +86,7 @@ void masked_softmax_rows(Eigen::Ref<Matrix<T>> S) {
       S.row(i).setZero();
       continue;
     }
-    S.row(i) = (S.row(i).array() - mx).exp().matrix();  // subtract max: no overflow
+    masked_exp_inplace<T>(S.row(i), mx);  // subtract max: no overflow
     S.row(i) /= S.row(i).sum();
   }
 }

@@ -1,0 +1,349 @@
+#pragma once
+// MultiheadAttention<T>: torch.nn.MultiheadAttention with batch_first=True.
+//
+//   Qp = query W_q^T + b_q        (B*Tq, E)     W_q, W_k, W_v: rows of in_proj_weight (3E, E),
+//   Kp = key   W_k^T + b_k        (B*Tk, E)     or q/k/v_proj_weight when kdim or vdim != E
+//   Vp = value W_v^T + b_v        (B*Tk, E)
+//   head h uses columns [h*hd, (h+1)*hd) of Qp, Kp, Vp, hd = E / num_heads:
+//   ctx_h = softmax(Qp_h Kp_h^T / sqrt(hd) + masks) Vp_h   (B*Tq, hd) -> columns of ctx
+//   out = ctx W_o^T + b_o         (B*Tq, E)     W_o = out_proj.weight, b_o = out_proj.bias
+//
+// When need_weights is false (and no dropout is active) heads go through the fused tiled kernel
+// (fused_attention.hpp): no (Tq, Tk) matrix is formed. Otherwise the plain path keeps the
+// per-head weights (B*H*Tq, Tk) for backward and returns them, averaged over heads by default.
+// Differences from PyTorch: is_causal needs no attn_mask (it *is* the mask, top-left aligned);
+// fully masked query rows give zeros instead of NaN; returned weights are before dropout; no
+// add_bias_kv / add_zero_attn.
+//
+// Self-attention: pass the same x as query, key and value; its gradient is then
+// dquery + dkey + dvalue, which the caller sums (or use SelfAttention<T>, a Module that does).
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../core/module.hpp"
+#include "../core/random.hpp"
+#include "attention.hpp"
+#include "fused_attention.hpp"
+#include "masks.hpp"
+
+namespace heed {
+
+struct MultiheadAttentionOptions {
+  double dropout = 0.0;  // on the attention weights, training mode only
+  bool bias = true;      // in_proj_bias and out_proj.bias
+  Index kdim = 0;        // key features, 0 -> embed_dim
+  Index vdim = 0;        // value features, 0 -> embed_dim
+};
+
+// Per-call arguments of forward, designated-initializer friendly:
+//   mha.forward(q, k, v, B, {.key_padding_mask = &pad, .need_weights = false});
+template <typename T>
+struct MultiheadAttentionArgs {
+  const BoolMatrix* key_padding_mask = nullptr;  // (B, Tk)  true = ignore key
+  const BoolMatrix* attn_mask = nullptr;         // (Tq, Tk) true = not allowed
+  const Matrix<T>* attn_bias = nullptr;          // (Tq, Tk) additive float mask
+  bool is_causal = false;
+  bool need_weights = true;
+  bool average_attn_weights = true;
+
+  AttentionMasks<T> masks() const { return {key_padding_mask, attn_mask, attn_bias, is_causal}; }
+};
+
+// auto [out, w] = mha.forward(...). weights is (B*Tq, Tk) averaged over heads, (B*H*Tq, Tk)
+// per head (row (b*H + h)*Tq + i) with average_attn_weights = false, empty when not requested.
+template <typename T>
+struct MultiheadAttentionOutput {
+  const Matrix<T>& output;
+  const Matrix<T>& weights;
+};
+
+template <typename T>
+class MultiheadAttention {
+ public:
+  using Scalar = T;
+
+  MultiheadAttention(Index embed_dim, Index num_heads, MultiheadAttentionOptions opts = {},
+                     Generator& gen = default_generator())
+      : E_(embed_dim), H_(num_heads), opts_(opts), gen_(&gen) {
+    detail::require(E_ > 0 && H_ > 0, "MultiheadAttention",
+                    "embed_dim and num_heads must be positive, got " + std::to_string(E_) +
+                        " and " + std::to_string(H_));
+    detail::require(E_ % H_ == 0, "MultiheadAttention",
+                    "embed_dim " + std::to_string(E_) + " not divisible by num_heads " +
+                        std::to_string(H_));
+    detail::require(opts.dropout >= 0.0 && opts.dropout < 1.0, "MultiheadAttention",
+                    "dropout must be in [0, 1), got " + std::to_string(opts.dropout));
+    detail::require(opts.kdim >= 0 && opts.vdim >= 0, "MultiheadAttention",
+                    "kdim and vdim must be >= 0, got " + std::to_string(opts.kdim) + " and " +
+                        std::to_string(opts.vdim));
+    hd_ = E_ / H_;
+    kdim_ = opts.kdim ? opts.kdim : E_;
+    vdim_ = opts.vdim ? opts.vdim : E_;
+    packed_ = kdim_ == E_ && vdim_ == E_;
+    // PyTorch: xavier_uniform_ on the in-projection (the packed (3E, E) tensor as a whole),
+    // zero biases, out_proj.weight as nn.Linear's default U(+-1/sqrt(E)).
+    auto xavier = [&gen](Matrix<T>& w, Index rows, Index cols) {
+      w.resize(rows, cols);
+      const double bound = std::sqrt(6.0 / static_cast<double>(rows + cols));
+      for (Index i = 0; i < w.size(); ++i) w.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
+    };
+    if (packed_) {
+      xavier(in_w_, 3 * E_, E_);  // (3E, E)
+      din_w_ = Matrix<T>::Zero(3 * E_, E_);
+    } else {
+      xavier(q_w_, E_, E_);     // (E, E)
+      xavier(k_w_, E_, kdim_);  // (E, kdim)
+      xavier(v_w_, E_, vdim_);  // (E, vdim)
+      dq_w_ = Matrix<T>::Zero(E_, E_);
+      dk_w_ = Matrix<T>::Zero(E_, kdim_);
+      dv_w_ = Matrix<T>::Zero(E_, vdim_);
+    }
+    out_w_.resize(E_, E_);  // (E, E)
+    const double bound = 1.0 / std::sqrt(static_cast<double>(E_));
+    for (Index i = 0; i < out_w_.size(); ++i)
+      out_w_.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
+    dout_w_ = Matrix<T>::Zero(E_, E_);
+    if (opts.bias) {
+      in_b_ = Matrix<T>::Zero(1, 3 * E_);  // (1, 3E)
+      din_b_ = Matrix<T>::Zero(1, 3 * E_);
+      out_b_ = Matrix<T>::Zero(1, E_);     // (1, E)
+      dout_b_ = Matrix<T>::Zero(1, E_);
+    }
+  }
+
+  // forward  query (B*Tq, E), key (B*Tk, kdim), value (B*Tk, vdim) -> output (B*Tq, E)
+  // The mask matrices are read again by backward on the fused path: keep them alive until then.
+  MultiheadAttentionOutput<T> forward(const ConstRef<T>& query, const ConstRef<T>& key,
+                                      const ConstRef<T>& value, Index B,
+                                      const MultiheadAttentionArgs<T>& args = {}) {
+    const char* who = "MultiheadAttention";
+    detail::check_shape(who, "query", query, -1, E_);
+    detail::check_shape(who, "key", key, -1, kdim_);
+    detail::check_shape(who, "value", value, -1, vdim_);
+    detail::check_qkv_rows(who, query.rows(), key.rows(), value.rows(), B, Tq_, Tk_);
+    masks_ = args.masks();
+    detail::validate_masks(who, masks_, B, Tq_, Tk_);
+    B_ = B;
+    const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd_)));
+
+    xq_ = query;  // (B*Tq, E)    kept for the weight gradients
+    xk_ = key;    // (B*Tk, kdim)
+    xv_ = value;  // (B*Tk, vdim)
+    project(xq_, Wq(), 0, Qp_);  // (1) Qp = query W_q^T + b_q   (B*Tq, E)
+    project(xk_, Wk(), 1, Kp_);  // (2) Kp = key W_k^T + b_k     (B*Tk, E)
+    project(xv_, Wv(), 2, Vp_);  // (3) Vp = value W_v^T + b_v   (B*Tk, E)
+
+    dropout_active_ = training_ && opts_.dropout > 0.0;
+    fused_ = !args.need_weights && !dropout_active_;
+    ctx_.resize(B * Tq_, E_);  // (B*Tq, E) heads side by side
+    if (fused_) {
+      lse_.resize(B * H_ * Tq_);  // (B*H*Tq)
+      P_.resize(0, Tk_);
+      for (Index b = 0; b < B; ++b)
+        for (Index h = 0; h < H_; ++h)  // (4) ctx_bh = softmax(Qp_bh Kp_bh^T * scale) Vp_bh
+          detail::flash_forward<T>(qh(Qp_, b, h), kh(Kp_, b, h), kh(Vp_, b, h), scale, masks_, b,
+                                   kTile, ctx_.block(b * Tq_, h * hd_, Tq_, hd_),
+                                   lse_.segment((b * H_ + h) * Tq_, Tq_), flash_);
+    } else {
+      P_.resize(B * H_ * Tq_, Tk_);  // (B*H*Tq, Tk)
+      if (dropout_active_) {
+        const T keep_scale = static_cast<T>(1.0 / (1.0 - opts_.dropout));
+        M_.resize(B * H_ * Tq_, Tk_);  // (B*H*Tq, Tk)  0 or 1/(1-p)
+        for (Index i = 0; i < M_.size(); ++i)
+          M_.data()[i] = gen_->uniform() < opts_.dropout ? T(0) : keep_scale;
+        Pd_.resize(B * H_ * Tq_, Tk_);
+      }
+      for (Index b = 0; b < B; ++b)
+        for (Index h = 0; h < H_; ++h) {
+          auto P = P_.middleRows((b * H_ + h) * Tq_, Tq_);  // (Tq, Tk)
+          P.noalias() = qh(Qp_, b, h) * kh(Kp_, b, h).transpose();  // (4a) S = Qp Kp^T * scale
+          P *= scale;
+          detail::apply_masks<T>(masks_, b, 0, 0, P);  // (4b) masks
+          detail::masked_softmax_rows<T>(P);           // (4c) P = softmax(S)
+          auto ctx = ctx_.block(b * Tq_, h * hd_, Tq_, hd_);
+          if (dropout_active_) {
+            auto Pd = Pd_.middleRows((b * H_ + h) * Tq_, Tq_);
+            Pd = P.cwiseProduct(M_.middleRows((b * H_ + h) * Tq_, Tq_));  // (4d) Pd = P .* M
+            ctx.noalias() = Pd * kh(Vp_, b, h);                           // (4e) ctx = Pd Vp
+          } else {
+            ctx.noalias() = P * kh(Vp_, b, h);  // (4e) ctx = P Vp   (Tq, Tk)(Tk, hd)
+          }
+        }
+    }
+    out_.resize(B * Tq_, E_);
+    out_.noalias() = ctx_ * out_w_.transpose();  // (5) out = ctx W_o^T + b_o
+    if (opts_.bias) out_.rowwise() += out_b_.row(0);
+
+    if (!args.need_weights) {
+      weights_.resize(0, 0);
+    } else if (args.average_attn_weights) {
+      weights_.resize(B * Tq_, Tk_);  // (B*Tq, Tk) mean over heads
+      for (Index b = 0; b < B; ++b) {
+        auto w = weights_.middleRows(b * Tq_, Tq_);
+        w = P_.middleRows(b * H_ * Tq_, Tq_);
+        for (Index h = 1; h < H_; ++h) w += P_.middleRows((b * H_ + h) * Tq_, Tq_);
+        w /= static_cast<T>(H_);
+      }
+    }
+    weights_ptr_ = !args.need_weights || args.average_attn_weights ? &weights_ : &P_;
+    return {out_, *weights_ptr_};
+  }
+
+  // Self-attention: forward(x, x, x, B, args).
+  MultiheadAttentionOutput<T> forward(const ConstRef<T>& x, Index B,
+                                      const MultiheadAttentionArgs<T>& args = {}) {
+    return forward(x, x, x, B, args);
+  }
+
+  // backward  doutput (B*Tq, E) -> dquery (B*Tq, E), dkey (B*Tk, kdim), dvalue (B*Tk, vdim);
+  // += every parameter gradient.
+  AttentionGrads<T> backward(const ConstRef<T>& doutput) {
+    detail::check_shape("MultiheadAttention", "gradient", doutput, out_.rows(), E_);
+    const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd_)));
+    dout_w_.noalias() += doutput.transpose() * ctx_;  // d of (5) wrt W_o: (E, B*Tq)(B*Tq, E)
+    if (opts_.bias) dout_b_.row(0) += doutput.colwise().sum();  // d of (5) wrt b_o
+    dctx_.resize(out_.rows(), E_);
+    dctx_.noalias() = doutput * out_w_;  // d of (5) wrt ctx: (B*Tq, E)(E, E)
+
+    dQp_.resize(Qp_.rows(), E_);  // (B*Tq, E)
+    dKp_.resize(Kp_.rows(), E_);  // (B*Tk, E)
+    dVp_.resize(Vp_.rows(), E_);  // (B*Tk, E)
+    for (Index b = 0; b < B_; ++b)
+      for (Index h = 0; h < H_; ++h) {
+        const auto dctx = dctx_.block(b * Tq_, h * hd_, Tq_, hd_);  // (Tq, hd)
+        auto dQ = dQp_.block(b * Tq_, h * hd_, Tq_, hd_);
+        auto dK = dKp_.block(b * Tk_, h * hd_, Tk_, hd_);
+        auto dV = dVp_.block(b * Tk_, h * hd_, Tk_, hd_);
+        if (fused_) {  // d of (4), tile by tile
+          detail::flash_backward<T>(qh(Qp_, b, h), kh(Kp_, b, h), kh(Vp_, b, h),
+                                    ctx_.block(b * Tq_, h * hd_, Tq_, hd_),
+                                    lse_.segment((b * H_ + h) * Tq_, Tq_), dctx, scale, masks_, b,
+                                    kTile, dQ, dK, dV, flash_);
+          continue;
+        }
+        const auto P = P_.middleRows((b * H_ + h) * Tq_, Tq_);  // (Tq, Tk)
+        dP_.resize(Tq_, Tk_);
+        dP_.noalias() = dctx * kh(Vp_, b, h).transpose();  // d of (4e) wrt P: (Tq,hd)(hd,Tk)
+        if (dropout_active_) {
+          dV.noalias() = Pd_.middleRows((b * H_ + h) * Tq_, Tq_).transpose() * dctx;  // d (4e)
+          dP_.array() *= M_.middleRows((b * H_ + h) * Tq_, Tq_).array();              // d (4d)
+        } else {
+          dV.noalias() = P.transpose() * dctx;  // d of (4e) wrt Vp: (Tk,Tq)(Tq,hd)
+        }
+        detail::masked_softmax_backward_rows<T>(P, dP_);  // d of (4c): dP -> dS
+        dP_ *= scale;                                      // d of (4a) through "* scale"
+        dQ.noalias() = dP_ * kh(Kp_, b, h);                // d of (4a) wrt Qp: (Tq,Tk)(Tk,hd)
+        dK.noalias() = dP_.transpose() * qh(Qp_, b, h);    // d of (4a) wrt Kp: (Tk,Tq)(Tq,hd)
+      }
+    project_backward(xq_, Wq(), dWq(), 0, dQp_, dq_);  // d of (1)
+    project_backward(xk_, Wk(), dWk(), 1, dKp_, dk_);  // d of (2)
+    project_backward(xv_, Wv(), dWv(), 2, dVp_, dv_);  // d of (3)
+    return {dq_, dk_, dv_};
+  }
+
+  // PyTorch state_dict names and order.
+  std::vector<Parameter<T>> parameters() {
+    std::vector<Parameter<T>> ps;
+    if (packed_) {
+      ps.push_back({"in_proj_weight", &in_w_, &din_w_});
+    } else {
+      ps.push_back({"q_proj_weight", &q_w_, &dq_w_});
+      ps.push_back({"k_proj_weight", &k_w_, &dk_w_});
+      ps.push_back({"v_proj_weight", &v_w_, &dv_w_});
+    }
+    if (opts_.bias) ps.push_back({"in_proj_bias", &in_b_, &din_b_});
+    ps.push_back({"out_proj.weight", &out_w_, &dout_w_});
+    if (opts_.bias) ps.push_back({"out_proj.bias", &out_b_, &dout_b_});
+    return ps;
+  }
+  void zero_grad() {
+    for (auto& p : parameters()) p.grad->setZero();
+  }
+  Index num_parameters() {
+    Index n = 0;
+    for (auto& p : parameters()) n += p.value->size();
+    return n;
+  }
+  void train(bool on = true) { training_ = on; }
+  void eval() { train(false); }
+  bool training() const { return training_; }
+  std::string name() const { return "MultiheadAttention"; }
+
+  Index embed_dim() const { return E_; }
+  Index num_heads() const { return H_; }
+  Index head_dim() const { return hd_; }
+  Index kdim() const { return kdim_; }
+  Index vdim() const { return vdim_; }
+  // True when the last forward went through the fused kernel (no weights kept).
+  bool used_fused() const { return fused_; }
+  Generator& generator() { return *gen_; }
+  // Weights of the last forward (see MultiheadAttentionOutput), empty if not requested.
+  const Matrix<T>& weights() const { return *weights_ptr_; }
+
+  static constexpr Index kTile = 64;
+
+ private:
+  // Views of the three projections, whether packed in in_proj_weight or separate.
+  Eigen::Ref<Matrix<T>> Wq() { return packed_ ? Eigen::Ref<Matrix<T>>(in_w_.middleRows(0, E_)) : Eigen::Ref<Matrix<T>>(q_w_); }
+  Eigen::Ref<Matrix<T>> Wk() { return packed_ ? Eigen::Ref<Matrix<T>>(in_w_.middleRows(E_, E_)) : Eigen::Ref<Matrix<T>>(k_w_); }
+  Eigen::Ref<Matrix<T>> Wv() { return packed_ ? Eigen::Ref<Matrix<T>>(in_w_.middleRows(2 * E_, E_)) : Eigen::Ref<Matrix<T>>(v_w_); }
+  Eigen::Ref<Matrix<T>> dWq() { return packed_ ? Eigen::Ref<Matrix<T>>(din_w_.middleRows(0, E_)) : Eigen::Ref<Matrix<T>>(dq_w_); }
+  Eigen::Ref<Matrix<T>> dWk() { return packed_ ? Eigen::Ref<Matrix<T>>(din_w_.middleRows(E_, E_)) : Eigen::Ref<Matrix<T>>(dk_w_); }
+  Eigen::Ref<Matrix<T>> dWv() { return packed_ ? Eigen::Ref<Matrix<T>>(din_w_.middleRows(2 * E_, E_)) : Eigen::Ref<Matrix<T>>(dv_w_); }
+
+  // Head h of sample b: a (T, hd) column block, no copy.
+  auto qh(const Matrix<T>& X, Index b, Index h) const { return X.block(b * Tq_, h * hd_, Tq_, hd_); }
+  auto kh(const Matrix<T>& X, Index b, Index h) const { return X.block(b * Tk_, h * hd_, Tk_, hd_); }
+
+  // y = x W^T + b[which*E : (which+1)*E]
+  void project(const Matrix<T>& x, const Eigen::Ref<Matrix<T>>& W, Index which, Matrix<T>& y) {
+    y.resize(x.rows(), E_);
+    y.noalias() = x * W.transpose();
+    if (opts_.bias) y.rowwise() += in_b_.row(0).segment(which * E_, E_);
+  }
+  // d of y = x W^T + b:  dW += dy^T x,  db += colsum(dy),  dx = dy W.
+  void project_backward(const Matrix<T>& x, const Eigen::Ref<Matrix<T>>& W,
+                        Eigen::Ref<Matrix<T>> dW, Index which, const Matrix<T>& dy,
+                        Matrix<T>& dx) {
+    dW.noalias() += dy.transpose() * x;  // (E, rows)(rows, in)
+    if (opts_.bias) din_b_.row(0).segment(which * E_, E_) += dy.colwise().sum();
+    dx.resize(x.rows(), x.cols());
+    dx.noalias() = dy * W;  // (rows, E)(E, in)
+  }
+
+  Index E_, H_, hd_ = 0, kdim_ = 0, vdim_ = 0;
+  MultiheadAttentionOptions opts_;
+  Generator* gen_;
+  bool packed_ = true;
+  bool training_ = true;
+  bool dropout_active_ = false;
+  bool fused_ = false;
+  Index B_ = 0, Tq_ = 0, Tk_ = 0;
+  AttentionMasks<T> masks_;
+
+  Matrix<T> in_w_, din_w_;              // (3E, E) packed in-projection
+  Matrix<T> q_w_, dq_w_;                // (E, E)    when kdim or vdim != E
+  Matrix<T> k_w_, dk_w_;                // (E, kdim)
+  Matrix<T> v_w_, dv_w_;                // (E, vdim)
+  Matrix<T> in_b_, din_b_;              // (1, 3E)
+  Matrix<T> out_w_, dout_w_;            // (E, E)
+  Matrix<T> out_b_, dout_b_;            // (1, E)
+
+  Matrix<T> xq_, xk_, xv_;              // inputs: (B*Tq, E), (B*Tk, kdim), (B*Tk, vdim)
+  Matrix<T> Qp_, Kp_, Vp_;              // projections: (B*Tq, E), (B*Tk, E), (B*Tk, E)
+  Matrix<T> P_;                         // (B*H*Tq, Tk) per-head weights, plain path only
+  Matrix<T> M_, Pd_;                    // (B*H*Tq, Tk) dropout mask and dropped weights
+  Vector<T> lse_;                       // (B*H*Tq) log-sum-exp, fused path only
+  Matrix<T> ctx_;                       // (B*Tq, E)
+  Matrix<T> out_;                       // (B*Tq, E)
+  Matrix<T> weights_;                   // (B*Tq, Tk) head-averaged weights
+  const Matrix<T>* weights_ptr_ = &weights_;  // weights_ or P_
+  Matrix<T> dctx_;                      // (B*Tq, E)
+  Matrix<T> dQp_, dKp_, dVp_;           // like Qp_, Kp_, Vp_
+  Matrix<T> dP_;                        // (Tq, Tk) per-head scratch
+  Matrix<T> dq_, dk_, dv_;              // like xq_, xk_, xv_
+  detail::FlashScratch<T> flash_;
+};
+
+}  // namespace heed
