@@ -1,0 +1,122 @@
+#pragma once
+// Adam and AdamW, as torch.optim.Adam / AdamW (PyTorch 1.13). For each parameter p, grad g, at
+// step t:
+//
+//   AdamW only:  p = p * (1 - lr * weight_decay)          (decoupled weight decay)
+//   Adam only:   g = g + weight_decay * p                 (L2 penalty)
+//   m = beta1 * m + (1 - beta1) * g
+//   v = beta2 * v + (1 - beta2) * g^2
+//   v_max = max(v_max, v)                                  (amsgrad; then v_max replaces v below)
+//   denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+//   p = p - lr / (1 - beta1^t) * m / denom
+//
+// AdamW is Adam with the decay mode switched, one update routine for both. The bias corrections
+// are computed in double (as PyTorch does in Python) and rounded to T once.
+#include <array>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "optimizer.hpp"
+
+namespace heed {
+
+template <class T>
+struct AdamOptions {
+  T lr = T(1e-3);
+  std::array<T, 2> betas{T(0.9), T(0.999)};
+  T eps = T(1e-8);
+  T weight_decay = 0;
+  bool amsgrad = false;
+};
+
+// Same fields, AdamW's default weight_decay.
+template <class T>
+struct AdamWOptions {
+  T lr = T(1e-3);
+  std::array<T, 2> betas{T(0.9), T(0.999)};
+  T eps = T(1e-8);
+  T weight_decay = T(1e-2);
+  bool amsgrad = false;
+};
+
+template <class T>
+class Adam : public Optimizer<T> {
+ public:
+  Adam(std::vector<Parameter<T>> params, const AdamOptions<T>& o = {})
+      : Adam(std::move(params), o, false, "Adam") {}
+
+  std::string name() const override { return decoupled_ ? "AdamW" : "Adam"; }
+  const AdamOptions<T>& options() const { return o_; }
+
+ protected:
+  Adam(std::vector<Parameter<T>> params, const AdamOptions<T>& o, bool decoupled,
+       const char* cls)
+      : Optimizer<T>(std::move(params), o.lr, cls), o_(o), decoupled_(decoupled) {
+    detail::check_nonneg(cls, "eps", static_cast<double>(o.eps));
+    for (int k = 0; k < 2; ++k)
+      detail::check_hyper(o.betas[k] >= 0 && o.betas[k] < 1, cls,
+                          k == 0 ? "beta at index 0" : "beta at index 1", "a value in [0, 1)",
+                          static_cast<double>(o.betas[k]));
+    detail::check_nonneg(cls, "weight_decay", static_cast<double>(o.weight_decay));
+    m_ = this->zeros_like_params();
+    v_ = this->zeros_like_params();
+    if (o.amsgrad) vmax_ = this->zeros_like_params();
+  }
+
+  void update(std::int64_t t) override {
+    const double b1 = static_cast<double>(o_.betas[0]), b2 = static_cast<double>(o_.betas[1]);
+    const double td = static_cast<double>(t);
+    const T lr = this->lr();
+    const T step_size = static_cast<T>(static_cast<double>(lr) / (1 - std::pow(b1, td)));
+    const T bc2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(b2, td)));
+    const T beta1 = o_.betas[0], beta2 = o_.betas[1], eps = o_.eps;
+    // L2 goes into the grad (Adam) or shrinks p first (AdamW); the other term is zero.
+    const T l2 = decoupled_ ? T(0) : o_.weight_decay;
+    const T shrink =
+        decoupled_ ? static_cast<T>(1 - static_cast<double>(lr) * static_cast<double>(o_.weight_decay))
+                   : T(1);
+    for (std::size_t i = 0; i < this->params_.size(); ++i) {
+      auto p = this->params_[i].value->array();
+      if (shrink != T(1)) p *= shrink;
+      const auto g = this->params_[i].grad->array() + l2 * p;
+      auto m = m_[i].array();
+      auto v = v_[i].array();
+      m = beta1 * m + (T(1) - beta1) * g;
+      v = beta2 * v + (T(1) - beta2) * g.square();
+      if (o_.amsgrad) {
+        auto vmax = vmax_[i].array();
+        vmax = vmax.max(v);
+        p -= step_size * (m / (vmax.sqrt() / bc2_sqrt + eps));
+      } else {
+        p -= step_size * (m / (v.sqrt() / bc2_sqrt + eps));
+      }
+    }
+  }
+
+  void append_state(typename Optimizer<T>::State& s) override {
+    for (std::size_t i = 0; i < m_.size(); ++i) {
+      s.push_back({this->key(i) + ".exp_avg", &m_[i]});
+      s.push_back({this->key(i) + ".exp_avg_sq", &v_[i]});
+      if (o_.amsgrad) s.push_back({this->key(i) + ".max_exp_avg_sq", &vmax_[i]});
+    }
+  }
+
+ private:
+  AdamOptions<T> o_;
+  bool decoupled_;
+  std::vector<Matrix<T>> m_, v_, vmax_;
+};
+
+template <class T>
+class AdamW : public Adam<T> {
+ public:
+  AdamW(std::vector<Parameter<T>> params, const AdamWOptions<T>& o = {})
+      : Adam<T>(std::move(params),
+                AdamOptions<T>{.lr = o.lr, .betas = o.betas, .eps = o.eps,
+                               .weight_decay = o.weight_decay, .amsgrad = o.amsgrad},
+                true, "AdamW") {}
+};
+
+}  // namespace heed

@@ -1,0 +1,161 @@
+#pragma once
+// The optimizer interface, as torch.optim.Optimizer with one parameter group:
+//
+//   opt.zero_grad();  loss = ...;  net.backward(...);  opt.step();
+//
+// An optimizer holds the parameters' {value, grad} pointers (owned by the modules) and its own
+// per-parameter buffers. state() lists every tensor needed to resume training bit-exactly:
+// "step" and "lr" as (1, 1) tensors, then "<key>.<buffer>" with PyTorch's buffer names
+// (momentum_buffer, exp_avg, exp_avg_sq, ...). <key> is the parameter's name when all names are
+// distinct and non-empty, else its index in the list (as in PyTorch's state_dict).
+// The step counter is kept in a T tensor so io::Checkpoint stores it with the rest; it is exact
+// up to 2^24 steps in float.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../core/module.hpp"
+#include "../core/tensor.hpp"
+
+namespace heed {
+
+namespace detail {
+
+inline std::string num_str(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// ValueError "<cls>: invalid <what>, expected <expected>, got <v>" unless ok.
+inline void check_hyper(bool ok, const char* cls, const char* what, const char* expected,
+                        double v) {
+  if (!ok)
+    throw ValueError(std::string(cls) + ": invalid " + what + ", expected " + expected + ", got " +
+                     num_str(v));
+}
+
+// The common checks: finite and >= 0.
+inline void check_nonneg(const char* cls, const char* what, double v) {
+  check_hyper(std::isfinite(v) && v >= 0, cls, what, "a finite value >= 0", v);
+}
+
+}  // namespace detail
+
+template <class T>
+class Optimizer {
+ public:
+  using Scalar = T;
+  using State = std::vector<std::pair<std::string, Matrix<T>*>>;
+
+  virtual ~Optimizer() = default;
+  // Schedulers keep a reference to their optimizer and state() hands out pointers into it.
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // Short class name for messages ("SGD", "Adam", ...).
+  virtual std::string name() const = 0;
+
+  // Sets every gradient to zero (PyTorch's set_to_none has no meaning for Eigen buffers).
+  void zero_grad() {
+    for (auto& p : params_) p.grad->setZero();
+  }
+
+  // One update of every parameter from its current grad.
+  virtual void step() {
+    for (const auto& p : params_) check_grad(p);
+    step_(0, 0) += T(1);
+    update(step_count());
+  }
+
+  T lr() const { return lr_(0, 0); }
+  void set_lr(T lr) {
+    detail::check_nonneg(cls(), "lr", static_cast<double>(lr));
+    lr_(0, 0) = lr;
+  }
+
+  // The lr schedulers start from: set by the first scheduler attached (PyTorch's
+  // param_group["initial_lr"]), so a second scheduler sees the same base lr as the first.
+  std::optional<T> initial_lr() const { return initial_lr_; }
+  void set_initial_lr(T lr) { initial_lr_ = lr; }
+
+  const std::vector<Parameter<T>>& parameters() const { return params_; }
+
+  // Number of step() calls so far (PyTorch's state[p]["step"]).
+  std::int64_t step_count() const { return static_cast<std::int64_t>(step_(0, 0)); }
+  void set_step_count(std::int64_t n) {
+    detail::check_hyper(n >= 0, cls(), "step count", ">= 0", static_cast<double>(n));
+    step_(0, 0) = static_cast<T>(n);
+  }
+
+  // Every tensor of the optimizer's state, by name, for checkpointing. Loading values into
+  // these tensors (same shapes) restores the optimizer exactly.
+  State state() {
+    State s{{"step", &step_}, {"lr", &lr_}};
+    append_state(s);
+    return s;
+  }
+
+ protected:
+  Optimizer(std::vector<Parameter<T>> params, T lr, const char* cls_name)
+      : params_(std::move(params)), cls_(cls_name), step_(Matrix<T>::Zero(1, 1)),
+        lr_(Matrix<T>::Constant(1, 1, lr)) {
+    detail::check_nonneg(cls(), "lr", static_cast<double>(lr));
+    if (params_.empty()) throw ValueError(std::string(cls()) + ": got an empty parameter list");
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const auto& p = params_[i];
+      if (p.value == nullptr || p.grad == nullptr)
+        throw ValueError(std::string(cls()) + ": parameter " + std::to_string(i) + " ('" + p.name +
+                         "') has a null value or grad");
+      check_grad(p);
+      names.insert(p.name);
+    }
+    named_keys_ = names.size() == params_.size() && !names.count("");
+  }
+
+  // The update for step number t (1 for the first step), grads already shape-checked.
+  virtual void update(std::int64_t t) = 0;
+
+  // Subclasses add their buffers, e.g. s.push_back({key(i) + ".exp_avg", &m_[i]}).
+  virtual void append_state(State& s) = 0;
+
+  std::string key(std::size_t i) const {
+    return named_keys_ ? params_[i].name : std::to_string(i);
+  }
+
+  const char* cls() const { return cls_; }
+
+  // A zero buffer shaped like each parameter.
+  std::vector<Matrix<T>> zeros_like_params() const {
+    std::vector<Matrix<T>> b;
+    b.reserve(params_.size());
+    for (const auto& p : params_) b.push_back(Matrix<T>::Zero(p.value->rows(), p.value->cols()));
+    return b;
+  }
+
+  std::vector<Parameter<T>> params_;
+
+ private:
+  void check_grad(const Parameter<T>& p) const {
+    if (p.grad->rows() != p.value->rows() || p.grad->cols() != p.value->cols())
+      throw ShapeError(std::string(cls()) + ": grad of '" + p.name + "' expected " +
+                       detail::shape_str(p.value->rows(), p.value->cols()) + ", got " +
+                       detail::shape_str(p.grad->rows(), p.grad->cols()));
+  }
+
+  const char* cls_;
+  bool named_keys_ = true;
+  Matrix<T> step_;
+  Matrix<T> lr_;
+  std::optional<T> initial_lr_;
+};
+
+}  // namespace heed

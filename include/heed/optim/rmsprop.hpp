@@ -1,0 +1,90 @@
+#pragma once
+// RMSprop, as torch.optim.RMSprop. For each parameter p, grad g:
+//
+//   g = g + weight_decay * p                          (L2 penalty)
+//   v = alpha * v + (1 - alpha) * g^2                 (square_avg)
+//   centered:  a = alpha * a + (1 - alpha) * g;  denom = sqrt(v - a^2) + eps
+//   else:      denom = sqrt(v) + eps
+//   momentum > 0:  b = momentum * b + g / denom;  p = p - lr * b
+//   else:          p = p - lr * g / denom
+//
+// Unlike SGD, the momentum buffer starts at zero (PyTorch does the same).
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "optimizer.hpp"
+
+namespace heed {
+
+template <class T>
+struct RMSpropOptions {
+  T lr = T(1e-2);
+  T alpha = T(0.99);
+  T eps = T(1e-8);
+  T weight_decay = 0;
+  T momentum = 0;
+  bool centered = false;
+};
+
+template <class T>
+class RMSprop : public Optimizer<T> {
+ public:
+  RMSprop(std::vector<Parameter<T>> params, const RMSpropOptions<T>& o = {})
+      : Optimizer<T>(std::move(params), o.lr, "RMSprop"), o_(o) {
+    detail::check_nonneg("RMSprop", "alpha", static_cast<double>(o.alpha));
+    detail::check_nonneg("RMSprop", "eps", static_cast<double>(o.eps));
+    detail::check_nonneg("RMSprop", "weight_decay", static_cast<double>(o.weight_decay));
+    detail::check_nonneg("RMSprop", "momentum", static_cast<double>(o.momentum));
+    sq_ = this->zeros_like_params();
+    if (o.centered) avg_ = this->zeros_like_params();
+    if (o.momentum > 0) buf_ = this->zeros_like_params();
+  }
+
+  std::string name() const override { return "RMSprop"; }
+  const RMSpropOptions<T>& options() const { return o_; }
+
+ protected:
+  void update(std::int64_t) override {
+    const T wd = o_.weight_decay, alpha = o_.alpha, eps = o_.eps;
+    for (std::size_t i = 0; i < this->params_.size(); ++i) {
+      auto p = this->params_[i].value->array();
+      const auto g = this->params_[i].grad->array() + wd * p;
+      auto v = sq_[i].array();
+      v = alpha * v + (T(1) - alpha) * g.square();
+      if (o_.centered) {
+        auto a = avg_[i].array();
+        a = alpha * a + (T(1) - alpha) * g;
+        apply(i, p, g, (v - a.square()).sqrt() + eps);
+      } else {
+        apply(i, p, g, v.sqrt() + eps);
+      }
+    }
+  }
+
+  void append_state(typename Optimizer<T>::State& s) override {
+    for (std::size_t i = 0; i < sq_.size(); ++i) {
+      s.push_back({this->key(i) + ".square_avg", &sq_[i]});
+      if (o_.momentum > 0) s.push_back({this->key(i) + ".momentum_buffer", &buf_[i]});
+      if (o_.centered) s.push_back({this->key(i) + ".grad_avg", &avg_[i]});
+    }
+  }
+
+ private:
+  // p -= lr * g / denom, through the momentum buffer when there is one.
+  template <class P, class G, class D>
+  void apply(std::size_t i, P& p, const G& g, const D& denom) {
+    if (o_.momentum > 0) {
+      auto b = buf_[i].array();
+      b = o_.momentum * b + g / denom;
+      p -= this->lr() * b;
+    } else {
+      p -= this->lr() * (g / denom);
+    }
+  }
+
+  RMSpropOptions<T> o_;
+  std::vector<Matrix<T>> sq_, avg_, buf_;
+};
+
+}  // namespace heed
