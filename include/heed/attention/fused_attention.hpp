@@ -194,6 +194,7 @@ class FusedAttention {
   const Vector<T>& logsumexp() const { return lse_; }
   Index tile() const { return tile_; }
   std::vector<Parameter<T>> parameters() { return {}; }
+  void zero_grad() {}
   std::string name() const { return "FusedAttention"; }
 
  private:
