@@ -1,2 +1,9 @@
 #pragma once
-// All of heed/optim/.
+// All of heed/optim/: optimizers, lr schedules, gradient clipping, early stopping.
+#include "optim/optimizer.hpp"
+#include "optim/sgd.hpp"
+#include "optim/adam.hpp"
+#include "optim/rmsprop.hpp"
+#include "optim/lr_scheduler.hpp"
+#include "optim/clip_grad.hpp"
+#include "optim/early_stopping.hpp"
