@@ -184,3 +184,21 @@ TEST_CASE("float modules compile and agree with double") {
   const Matrix<double> dy = randn(3, 6, 2);
   CHECK(f.backward(dy.cast<float>()).cast<double>().isApprox(d.backward(dy), 1e-4));
 }
+
+#include <heed/optim/finite_guard.hpp>
+
+TEST_CASE("check_finite names the step and the parameter where a NaN first appeared") {
+  heed::Sequential<float> net;
+  net.emplace<heed::Linear<float>>(3, 4);
+  net.emplace<heed::Linear<float>>(4, 2);
+  const Matrix<float> x = Matrix<float>::Ones(2, 3);
+  net.forward(x);
+  net.backward(Matrix<float>::Ones(2, 2));
+  CHECK_NOTHROW(heed::check_finite(1.0f, net.parameters(), 5));
+  CHECK_THROWS_WITH_AS(heed::check_finite(std::nanf(""), net.parameters(), 5),
+                       doctest::Contains("training step 5: loss is nan"), heed::NumericError);
+  (*net.parameters()[2].grad)(0, 0) = INFINITY;  // "1.weight"
+  (*net.parameters()[0].grad)(0, 0) = NAN;       // "0.weight": produced later in backward
+  CHECK_THROWS_WITH_AS(heed::check_finite(1.0f, net.parameters(), 7),
+                       doctest::Contains("step 7: non-finite gradient in '1.weight'"), heed::NumericError);
+}
