@@ -78,6 +78,11 @@ inline const std::vector<double> kCosineLR = {0.1, 0.09140576474687263, 0.068905
 inline const std::vector<double> kLinearLR = {0.010000000000000002, 0.03250000000000001, 0.055000000000000014, 0.07750000000000003, 0.10000000000000003, 0.10000000000000003, 0.10000000000000003, 0.10000000000000003};
 // SequentialLR(LinearLR(0.1, 1, 3), CosineAnnealingLR(7), [3]): lr after construction, then after each step()
 inline const std::vector<double> kSequentialLR = {0.010000000000000002, 0.04, 0.07, 0.1, 0.09504844339512096, 0.08117449009293669, 0.061126046697815725, 0.03887395330218429, 0.018825509907063328, 0.004951556604879048, 0.0, 0.004951556604879043, 0.018825509907063314};
+inline const std::vector<double> kPlateauMetrics = {1.0, 0.9, 0.95, 0.95, 0.95, 0.895, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9};
+// ReduceLROnPlateau(min, factor=0.5, patience=2, threshold=0.01, cooldown=1, min_lr=0.02): lr after each step(metric) over kPlateauMetrics
+inline const std::vector<double> kPlateauMinRel = {0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.025, 0.02, 0.02};
+// ReduceLROnPlateau(max, factor=0.1, patience=1, threshold=0.02, threshold_mode=abs): lr after each step(metric) over kPlateauMetrics
+inline const std::vector<double> kPlateauMaxAbs = {0.1, 0.1, 0.010000000000000002, 0.010000000000000002, 0.0010000000000000002, 0.0010000000000000002, 0.00010000000000000003, 0.00010000000000000003, 1.0000000000000004e-05, 1.0000000000000004e-05, 1.0000000000000004e-06, 1.0000000000000004e-06, 1.0000000000000005e-07, 1.0000000000000005e-07};
 // clip_grad_norm_ over a (2, 3) and a (1, 3) grad: {norm_type, max_norm, total, a.grad..., b.grad...}
 inline const std::vector<std::vector<double>> kClipGradNorm = {
     {2.0, 1.0, 3.082207001484488, 0.09733282109952039, -0.38933128439808157, 0.16222136849920066, 0.6488854739968026, -0.2271099158988809, 0.03244427369984013, -0.12977709479936053, 0.2919984632985612, 0.486664105497602},

@@ -84,6 +84,28 @@ sched("kLinearLR", "LinearLR(0.1, 1.0, 4)", lambda o: S.LinearLR(o, 0.1, 1.0, 4)
 sched("kSequentialLR", "SequentialLR(LinearLR(0.1, 1, 3), CosineAnnealingLR(7), [3])",
       lambda o: S.SequentialLR(o, [S.LinearLR(o, 0.1, 1.0, 3), S.CosineAnnealingLR(o, 7)], [3]), 12)
 
+PLATEAU_METRICS = [1.0, 0.9, 0.95, 0.95, 0.95, 0.895, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+print(f"inline const std::vector<double> kPlateauMetrics = {fmt(PLATEAU_METRICS)};")
+
+
+def plateau(ident, name, **kw):
+    w = torch.tensor(W0, requires_grad=True)
+    opt = O.SGD([w], lr=0.1)
+    s = S.ReduceLROnPlateau(opt, **kw)
+    lrs = []
+    for m in PLATEAU_METRICS:
+        opt.step()
+        s.step(m)
+        lrs.append(opt.param_groups[0]["lr"])
+    print(f"// {name}: lr after each step(metric) over kPlateauMetrics")
+    print(f"inline const std::vector<double> {ident} = {fmt(lrs)};")
+
+
+plateau("kPlateauMinRel", "ReduceLROnPlateau(min, factor=0.5, patience=2, threshold=0.01, cooldown=1, min_lr=0.02)",
+        mode="min", factor=0.5, patience=2, threshold=0.01, cooldown=1, min_lr=0.02)
+plateau("kPlateauMaxAbs", "ReduceLROnPlateau(max, factor=0.1, patience=1, threshold=0.02, threshold_mode=abs)",
+        mode="max", factor=0.1, patience=1, threshold=0.02, threshold_mode="abs")
+
 # clip_grad_norm_ over two parameters
 print("// clip_grad_norm_ over a (2, 3) and a (1, 3) grad: {norm_type, max_norm, total, a.grad..., b.grad...}")
 print("inline const std::vector<std::vector<double>> kClipGradNorm = {")

@@ -99,3 +99,41 @@ TEST_CASE("Bad scheduler arguments throw ValueError") {
   expect_error<heed::ValueError>([&] { heed::SequentialLR<double>(opt, {s1, s3}, {2}); },
                                  {"SequentialLR", "scheduler 1", "same optimizer"});
 }
+
+TEST_CASE_TEMPLATE("ReduceLROnPlateau matches torch", T, float, double) {
+  Weight<T> p;
+  heed::SGD<T> opt(p.params(), {.lr = T(0.1)});
+  auto run = [&](heed::ReduceLROnPlateau<T>& s, const std::vector<double>& expected) {
+    REQUIRE(expected.size() == ref::kPlateauMetrics.size());
+    for (std::size_t k = 0; k < expected.size(); ++k) {
+      s.step(static_cast<T>(ref::kPlateauMetrics[k]));
+      CAPTURE(k);
+      CHECK(static_cast<double>(s.last_lr()) == doctest::Approx(expected[k]).epsilon(tol<T>()));
+    }
+    CHECK(s.last_epoch() == static_cast<std::int64_t>(expected.size()));
+  };
+  SUBCASE("min, relative threshold, cooldown, min_lr") {
+    heed::ReduceLROnPlateau<T> s(opt, {.factor = 0.5, .patience = 2, .threshold = 0.01,
+                                       .cooldown = 1, .min_lr = 0.02});
+    run(s, ref::kPlateauMinRel);
+    CHECK(s.best() == T(0.9));  // 0.895 is not 1% below 0.9
+    CHECK(s.state().size() == 4);
+  }
+  SUBCASE("max, absolute threshold") {
+    heed::ReduceLROnPlateau<T> s(opt, {.mode = heed::Mode::Max, .factor = 0.1, .patience = 1,
+                                       .threshold = 0.02,
+                                       .threshold_mode = heed::ThresholdMode::Abs});
+    run(s, ref::kPlateauMaxAbs);
+  }
+}
+
+TEST_CASE("ReduceLROnPlateau validates its options") {
+  Weight<double> p;
+  heed::SGD<double> opt(p.params(), {.lr = 0.1});
+  expect_error<heed::ValueError>([&] { heed::ReduceLROnPlateau<double>(opt, {.factor = 1.0}); },
+                                 {"ReduceLROnPlateau", "factor", "[0, 1)", "got 1"});
+  expect_error<heed::ValueError>([&] { heed::ReduceLROnPlateau<double>(opt, {.patience = -2}); },
+                                 {"ReduceLROnPlateau", "patience", "-2"});
+  expect_error<heed::ValueError>([&] { heed::ReduceLROnPlateau<double>(opt, {.min_lr = -1}); },
+                                 {"ReduceLROnPlateau", "min_lr"});
+}

@@ -18,12 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "mode.hpp"
 #include "optimizer.hpp"
 
 namespace heed {
-
-// Whether a monitored metric should go down (a loss) or up (an accuracy).
-enum class Mode { Min, Max };
 
 template <class T>
 struct EarlyStoppingOptions {
