@@ -143,7 +143,8 @@ class FusedAttention {
 
   explicit FusedAttention(std::optional<double> scale = std::nullopt, Index tile = 64)
       : scale_(scale), tile_(tile) {
-    detail::require(tile > 0, "FusedAttention", "tile must be positive, got " + std::to_string(tile));
+    detail::require(tile > 0, "FusedAttention",
+                    "tile must be positive, got " + std::to_string(tile));
     if (scale_ && !std::isfinite(*scale_))
       throw ValueError("FusedAttention: scale must be finite");
   }

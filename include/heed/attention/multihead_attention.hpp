@@ -186,8 +186,8 @@ class MultiheadAttention {
         w /= static_cast<T>(H_);
       }
     }
-    weights_ptr_ = !args.need_weights || args.average_attn_weights ? &weights_ : &P_;
-    return {out_, *weights_ptr_};
+    per_head_weights_ = args.need_weights && !args.average_attn_weights;
+    return {out_, weights()};
   }
 
   // Self-attention: forward(x, x, x, B, args).
@@ -279,22 +279,30 @@ class MultiheadAttention {
   bool used_fused() const { return fused_; }
   Generator& generator() { return *gen_; }
   // Weights of the last forward (see MultiheadAttentionOutput), empty if not requested.
-  const Matrix<T>& weights() const { return *weights_ptr_; }
+  const Matrix<T>& weights() const { return per_head_weights_ ? P_ : weights_; }
 
   static constexpr Index kTile = 64;
 
  private:
-  // Views of the three projections, whether packed in in_proj_weight or separate.
-  Eigen::Ref<Matrix<T>> Wq() { return packed_ ? Eigen::Ref<Matrix<T>>(in_w_.middleRows(0, E_)) : Eigen::Ref<Matrix<T>>(q_w_); }
-  Eigen::Ref<Matrix<T>> Wk() { return packed_ ? Eigen::Ref<Matrix<T>>(in_w_.middleRows(E_, E_)) : Eigen::Ref<Matrix<T>>(k_w_); }
-  Eigen::Ref<Matrix<T>> Wv() { return packed_ ? Eigen::Ref<Matrix<T>>(in_w_.middleRows(2 * E_, E_)) : Eigen::Ref<Matrix<T>>(v_w_); }
-  Eigen::Ref<Matrix<T>> dWq() { return packed_ ? Eigen::Ref<Matrix<T>>(din_w_.middleRows(0, E_)) : Eigen::Ref<Matrix<T>>(dq_w_); }
-  Eigen::Ref<Matrix<T>> dWk() { return packed_ ? Eigen::Ref<Matrix<T>>(din_w_.middleRows(E_, E_)) : Eigen::Ref<Matrix<T>>(dk_w_); }
-  Eigen::Ref<Matrix<T>> dWv() { return packed_ ? Eigen::Ref<Matrix<T>>(din_w_.middleRows(2 * E_, E_)) : Eigen::Ref<Matrix<T>>(dv_w_); }
+  // Projection `which` (0 q, 1 k, 2 v): a row block of in_proj_weight, or its own matrix.
+  Eigen::Ref<Matrix<T>> proj(Matrix<T>& packed, Matrix<T>& separate, Index which) {
+    if (packed_) return Eigen::Ref<Matrix<T>>(packed.middleRows(which * E_, E_));
+    return Eigen::Ref<Matrix<T>>(separate);
+  }
+  Eigen::Ref<Matrix<T>> Wq() { return proj(in_w_, q_w_, 0); }
+  Eigen::Ref<Matrix<T>> Wk() { return proj(in_w_, k_w_, 1); }
+  Eigen::Ref<Matrix<T>> Wv() { return proj(in_w_, v_w_, 2); }
+  Eigen::Ref<Matrix<T>> dWq() { return proj(din_w_, dq_w_, 0); }
+  Eigen::Ref<Matrix<T>> dWk() { return proj(din_w_, dk_w_, 1); }
+  Eigen::Ref<Matrix<T>> dWv() { return proj(din_w_, dv_w_, 2); }
 
   // Head h of sample b: a (T, hd) column block, no copy.
-  auto qh(const Matrix<T>& X, Index b, Index h) const { return X.block(b * Tq_, h * hd_, Tq_, hd_); }
-  auto kh(const Matrix<T>& X, Index b, Index h) const { return X.block(b * Tk_, h * hd_, Tk_, hd_); }
+  auto qh(const Matrix<T>& X, Index b, Index h) const {
+    return X.block(b * Tq_, h * hd_, Tq_, hd_);
+  }
+  auto kh(const Matrix<T>& X, Index b, Index h) const {
+    return X.block(b * Tk_, h * hd_, Tk_, hd_);
+  }
 
   // y = x W^T + b[which*E : (which+1)*E]
   void project(const Matrix<T>& x, const Eigen::Ref<Matrix<T>>& W, Index which, Matrix<T>& y) {
@@ -319,6 +327,7 @@ class MultiheadAttention {
   bool training_ = true;
   bool dropout_active_ = false;
   bool fused_ = false;
+  bool per_head_weights_ = false;
   Index B_ = 0, Tq_ = 0, Tk_ = 0;
   AttentionMasks<T> masks_;
 
@@ -338,7 +347,6 @@ class MultiheadAttention {
   Matrix<T> ctx_;                       // (B*Tq, E)
   Matrix<T> out_;                       // (B*Tq, E)
   Matrix<T> weights_;                   // (B*Tq, Tk) head-averaged weights
-  const Matrix<T>* weights_ptr_ = &weights_;  // weights_ or P_
   Matrix<T> dctx_;                      // (B*Tq, E)
   Matrix<T> dQp_, dKp_, dVp_;           // like Qp_, Kp_, Vp_
   Matrix<T> dP_;                        // (Tq, Tk) per-head scratch
