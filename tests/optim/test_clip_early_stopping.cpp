@@ -116,3 +116,19 @@ TEST_CASE("snapshot/restore_parameters keep the best weights") {
   expect_error<heed::ShapeError>([&] { heed::restore_parameters(p.params(), reuse); },
                                  {"restore_parameters", "'weight'", "(2, 3)", "(3, 2)"});
 }
+
+TEST_CASE("EarlyStopping resumes from its state()") {
+  heed::EarlyStopping<float> a({.patience = 2}), b({.patience = 2});
+  a.step(1.0f);
+  a.step(0.5f);
+  a.step(0.7f);
+  auto sa = a.state(), sb = b.state();
+  REQUIRE(sa.size() == 4);
+  CHECK(sa[1].first == "best_epoch");
+  for (std::size_t i = 0; i < sa.size(); ++i) *sb[i].second = *sa[i].second;
+  CHECK(b.best() == 0.5f);
+  CHECK(b.best_epoch() == 1);
+  CHECK(b.bad_epochs() == 1);
+  CHECK(b.epochs() == 3);
+  CHECK(b.step(0.6f));
+}

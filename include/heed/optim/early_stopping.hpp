@@ -12,7 +12,8 @@
 //
 // A metric improves when it beats the best so far by more than min_delta (Min: metric <
 // best - min_delta; Max: metric > best + min_delta). step() returns true once patience
-// consecutive epochs have passed without improvement. NaN never improves.
+// consecutive epochs have passed without improvement. NaN never improves. state() exposes the
+// counters for io::Checkpoint, so a resumed run keeps its patience count.
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -41,50 +42,53 @@ class EarlyStopping {
 
   // Records one epoch's metric; true when training should stop.
   bool step(T metric) {
+    const T best = best_(0, 0);
     const bool better = std::isfinite(static_cast<double>(metric)) &&
-                        (best_epoch_ < 0 || (o_.mode == Mode::Min ? metric < best_ - o_.min_delta
-                                                                  : metric > best_ + o_.min_delta));
+                        (best_epoch() < 0 || (o_.mode == Mode::Min ? metric < best - o_.min_delta
+                                                                   : metric > best + o_.min_delta));
     improved_ = better;
     if (better) {
-      best_ = metric;
-      best_epoch_ = epoch_;
-      bad_epochs_ = 0;
+      best_(0, 0) = metric;
+      best_epoch_(0, 0) = epoch_(0, 0);
+      bad_(0, 0) = 0;
     } else {
-      ++bad_epochs_;
+      bad_(0, 0) += 1;
     }
-    ++epoch_;
+    epoch_(0, 0) += 1;
     return should_stop();
   }
 
-  bool should_stop() const { return bad_epochs_ > 0 && bad_epochs_ >= o_.patience; }
+  bool should_stop() const { return bad_epochs() > 0 && bad_epochs() >= o_.patience; }
   // Whether the last step() set a new best: the moment to save a checkpoint.
   bool improved() const { return improved_; }
   // Best metric so far (meaningless before the first finite metric: check best_epoch() >= 0).
-  T best() const { return best_; }
+  T best() const { return best_(0, 0); }
   // 0-based index of the step() call that set best(), -1 if none has.
-  std::int64_t best_epoch() const { return best_epoch_; }
+  std::int64_t best_epoch() const { return count(best_epoch_); }
   // Epochs since the last improvement, and epochs seen.
-  std::int64_t bad_epochs() const { return bad_epochs_; }
-  std::int64_t epochs() const { return epoch_; }
+  std::int64_t bad_epochs() const { return count(bad_); }
+  std::int64_t epochs() const { return count(epoch_); }
   const EarlyStoppingOptions<T>& options() const { return o_; }
 
-  // Restores the counters (resuming a run from a checkpoint of these four values).
-  void load(T best, std::int64_t best_epoch, std::int64_t bad_epochs, std::int64_t epochs) {
-    best_ = best;
-    best_epoch_ = best_epoch;
-    bad_epochs_ = bad_epochs;
-    epoch_ = epochs;
+  void reset() {
+    best_(0, 0) = 0;
+    best_epoch_(0, 0) = -1;
+    bad_(0, 0) = epoch_(0, 0) = 0;
     improved_ = false;
   }
 
-  void reset() { load(T(0), -1, 0, 0); }
+  // The counters as (1, 1) tensors, for io::Checkpoint (like Optimizer::state()).
+  typename Optimizer<T>::State state() {
+    return {{"best", &best_}, {"best_epoch", &best_epoch_}, {"num_bad_epochs", &bad_},
+            {"epochs", &epoch_}};
+  }
 
  private:
+  static std::int64_t count(const Matrix<T>& m) { return static_cast<std::int64_t>(m(0, 0)); }
+
   EarlyStoppingOptions<T> o_;
-  T best_ = 0;
-  std::int64_t best_epoch_ = -1;
-  std::int64_t bad_epochs_ = 0;
-  std::int64_t epoch_ = 0;
+  Matrix<T> best_ = Matrix<T>::Zero(1, 1), best_epoch_ = Matrix<T>::Constant(1, 1, T(-1)),
+            bad_ = Matrix<T>::Zero(1, 1), epoch_ = Matrix<T>::Zero(1, 1);
   bool improved_ = false;
 };
 
