@@ -51,6 +51,10 @@ TEST_CASE_TEMPLATE("Schedulers match torch.optim.lr_scheduler", T, float, double
     heed::SequentialLR<T> s(opt, {warm, cos}, {3});
     check_lrs(s, ref::kSequentialLR);
   }
+  SUBCASE("WarmupCosineLR is SequentialLR(LinearLR, CosineAnnealingLR)") {
+    heed::WarmupCosineLR<T> s(opt, 3, 10, 0.1);
+    check_lrs(s, ref::kSequentialLR);
+  }
   SUBCASE("LambdaLR") {
     heed::LambdaLR<T> s(opt, [](std::int64_t e) { return 1.0 / static_cast<double>(e + 1); });
     check_lrs(s, {0.1, 0.05, 0.1 / 3, 0.025});
@@ -93,6 +97,8 @@ TEST_CASE("Bad scheduler arguments throw ValueError") {
                                  {"SequentialLR", "expected 1 milestones", "got 0"});
   expect_error<heed::ValueError>([&] { heed::SequentialLR<double>(opt, {s1, s2}, {0}); },
                                  {"SequentialLR", "milestones"});
+  expect_error<heed::ValueError>([&] { heed::WarmupCosineLR<double>(opt, 5, 5); },
+                                 {"WarmupCosineLR", "total_iters", "> warmup_iters (5)", "got 5"});
   Weight<double> q;
   heed::SGD<double> other(q.params(), {.lr = 0.1});
   auto s3 = std::make_shared<heed::StepLR<double>>(other, 2);

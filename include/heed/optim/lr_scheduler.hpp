@@ -17,6 +17,7 @@
 //   LinearLR           lr = base * (start + (end - start) * min(epoch, total_iters) / total_iters)
 //   LambdaLR           lr = base * lambda(epoch)
 //   SequentialLR       schedulers[i] from milestones[i-1] on, its own epoch restarting at 0
+//   WarmupCosineLR     LinearLR(start_factor, 1, warmup) then CosineAnnealingLR(total - warmup)
 //
 // The arithmetic is done in double and rounded to T once (PyTorch computes lrs in Python floats).
 #include <algorithm>
@@ -238,6 +239,41 @@ class SequentialLR : public LRScheduler<T> {
  private:
   std::vector<std::shared_ptr<LRScheduler<T>>> s_;
   std::vector<std::int64_t> m_;
+};
+
+// Linear warm-up from base * start_factor to base over `warmup_iters`, then cosine annealing to
+// eta_min at `total_iters` (the usual transformer schedule). Identical to
+// SequentialLR({LinearLR(start_factor, 1, warmup_iters), CosineAnnealingLR(total_iters -
+// warmup_iters, eta_min)}, {warmup_iters}), without the shared_ptrs.
+template <class T>
+class WarmupCosineLR : public LRScheduler<T> {
+ public:
+  WarmupCosineLR(Optimizer<T>& opt, std::int64_t warmup_iters, std::int64_t total_iters,
+                 double start_factor = 0.01, double eta_min = 0)
+      : LRScheduler<T>(opt, "WarmupCosineLR"), warmup_(warmup_iters), total_(total_iters),
+        start_(start_factor), eta_min_(eta_min) {
+    const char* c = "WarmupCosineLR";
+    detail::check_hyper(warmup_iters >= 0, c, "warmup_iters", ">= 0", static_cast<double>(warmup_iters));
+    if (total_iters <= warmup_iters)
+      throw ValueError("WarmupCosineLR: total_iters expected > warmup_iters (" +
+                       std::to_string(warmup_iters) + "), got " + std::to_string(total_iters));
+    detail::check_hyper(start_factor > 0 && start_factor <= 1, c, "start_factor",
+                        "a value in (0, 1]", start_factor);
+    detail::check_nonneg(c, "eta_min", eta_min);
+    this->start();
+  }
+  std::string name() const override { return "WarmupCosineLR"; }
+  double lr_at(std::int64_t e) const override {
+    if (e < warmup_)
+      return this->base_ * (start_ + (1 - start_) * static_cast<double>(e) / static_cast<double>(warmup_));
+    const double pi = 3.14159265358979323846;
+    const double t = static_cast<double>(e - warmup_) / static_cast<double>(total_ - warmup_);
+    return eta_min_ + (this->base_ - eta_min_) * (1 + std::cos(pi * t)) / 2;
+  }
+
+ private:
+  std::int64_t warmup_, total_;
+  double start_, eta_min_;
 };
 
 }  // namespace heed
