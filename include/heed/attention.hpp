@@ -8,3 +8,4 @@
 #include "attention/attention.hpp"
 #include "attention/fused_attention.hpp"
 #include "attention/multihead_attention.hpp"
+#include "attention/self_attention.hpp"

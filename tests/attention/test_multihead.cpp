@@ -235,3 +235,28 @@ TEST_CASE_TEMPLATE("MultiheadAttention: fused and plain paths agree, forward and
     }
   }
 }
+
+TEST_CASE("SelfAttention: a Module, gradient-checked with check_module, fused and plain") {
+  heed::Generator gen(12);
+  heed::SelfAttention<double> sa(4, 2, 3, {}, gen);
+  for (auto& p : sa.parameters())
+    if (p.name.find("bias") != std::string::npos) *p.value = randn(1, p.value->cols(), 9);
+  sa.args().is_causal = true;
+  auto r = heed::testing::check_module(sa, randn(6, 4, 1));
+  INFO(r.detail);
+  CHECK(r.ok);
+  CHECK(sa.mha().used_fused());
+  sa.args().need_weights = true;
+  auto r2 = heed::testing::check_module(sa, randn(6, 4, 2));
+  INFO(r2.detail);
+  CHECK(r2.ok);
+  CHECK(sa.weights().rows() == 6);
+  CHECK(sa.parameters()[0].name == "in_proj_weight");
+  CHECK_THROWS_WITH_AS(sa.forward(Matrix<double>::Zero(7, 4)),
+                       "SelfAttention: input rows 7 not a positive multiple of seq_len 3",
+                       heed::ShapeError);
+  CHECK_THROWS_WITH_AS(sa.forward(Matrix<double>::Zero(6, 5)),
+                       "SelfAttention: input expected (*, 4), got (6, 5)", heed::ShapeError);
+  sa.eval();
+  CHECK_FALSE(sa.mha().training());
+}
