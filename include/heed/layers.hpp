@@ -2,6 +2,9 @@
 // All of heed/layers/.
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
+#include "layers/embedding.hpp"
+#include "layers/gru.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
+#include "layers/lstm.hpp"
 #include "layers/sequential.hpp"
