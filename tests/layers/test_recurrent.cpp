@@ -509,6 +509,81 @@ TEST_CASE("GRU/LSTM/cells: errors name the module, the expected and the actual s
                        "LSTMCell: cell state expected (2, 4), got (2, 2)", heed::ShapeError);
 }
 
+TEST_CASE("GRU/LSTM: the returned h_n (and c_n) can be passed straight back as h0 (and c0)") {
+  // Stateful use (truncated BPTT, a decoder seeded by the encoder): the arguments alias the
+  // layer's own h_n / c_n buffers.
+  const Index B = 2, T = 3;
+  const heed::RNNOptions opt{.num_layers = 2, .bidirectional = true};
+  const Matrix<double> x1 = randn(B * T, 2, 61), x2 = randn(B * T, 2, 62);
+  heed::GRU<double> gru(2, 3, opt);
+  const auto o1 = gru.forward(x1, B);
+  const Matrix<double> hn1 = o1.h_n;
+  const Matrix<double> y_copy = gru.forward(x2, B, hn1).output;
+  gru.forward(x1, B);
+  CHECK(gru.forward(x2, B, o1.h_n).output == y_copy);  // o1.h_n is gru's own buffer
+  const Matrix<double> dy = randn(B * T, 6, 63), dhn = randn(4 * B, 3, 64);
+  const Matrix<double>& dh0_buffer = gru.backward(dy, dhn).dh0;
+  const Matrix<double> dh0_copy = dh0_buffer;
+  const Matrix<double> expected = gru.backward(dy, dh0_copy).dh0;
+  gru.backward(dy, dhn);                                         // dh0_buffer == dh0_copy again
+  CHECK(gru.backward(dy, dh0_buffer).dh0 == expected);          // dh_n aliases dh0
+
+  heed::LSTM<double> lstm(2, 3, opt);
+  const auto l1 = lstm.forward(x1, B);
+  const Matrix<double> h1 = l1.h_n, c1 = l1.c_n;
+  const Matrix<double> ly_copy = lstm.forward(x2, B, h1, c1).output;
+  lstm.forward(x1, B);
+  CHECK(lstm.forward(x2, B, l1.h_n, l1.c_n).output == ly_copy);
+}
+
+TEST_CASE("Seq2Seq wiring: shared Embedding -> GRU encoder (lengths) -> GRUCell decoder -> Linear") {
+  // Gradient check of the whole chain: the encoder's h_n seeds the decoder, whose dh flows back
+  // into the encoder as d(h_n); source and target tokens share one embedding table.
+  const Index V = 5, E = 3, H = 4, B = 2, Ts = 3, Td = 3;
+  heed::Generator gen(71);
+  heed::Embedding<double> emb(V, E, -1, gen);
+  heed::GRU<double> enc(E, H, {}, gen);
+  heed::GRUCell<double> dec(E, H, true, gen);
+  heed::Linear<double> head(H, V, true, gen);
+  // ids: source batch-first (B*Ts), then decoder inputs time-major (step t at rows t*B + b).
+  const Labels ids = labels({1, 2, 3, 4, 0, 0, 2, 1, 3, 3, 0, 4});
+  const Labels len = labels({3, 2});
+  const Matrix<double> R = randn(Td * B, V, 72);
+  Matrix<double> Hd(Td * B, H);  // decoder states, step t at rows t*B
+  auto loss = [&] {
+    dec.clear();
+    const Matrix<double>& e = emb.forward(ids);                     // (B*Ts + Td*B, E)
+    Matrix<double> h = enc.forward(e.topRows(B * Ts), B, Matrix<double>(), len).h_n;  // (B, H)
+    for (Index t = 0; t < Td; ++t) {
+      h = dec.forward(e.middleRows(B * Ts + t * B, B), h);
+      Hd.middleRows(t * B, B) = h;
+    }
+    return dot(head.forward(Hd), R);
+  };
+  emb.zero_grad();
+  enc.zero_grad();
+  dec.zero_grad();
+  head.zero_grad();
+  loss();
+  const Matrix<double> dHd = head.backward(R);  // (Td*B, H)
+  Matrix<double> de(B * Ts + Td * B, E), dh = Matrix<double>::Zero(B, H);
+  for (Index t = Td - 1; t >= 0; --t) {
+    const auto g = dec.backward(dh + dHd.middleRows(t * B, B));
+    de.middleRows(B * Ts + t * B, B) = g.dx;
+    dh = g.dh;
+  }
+  de.topRows(B * Ts) = enc.backward(Matrix<double>::Zero(B * Ts, H), dh).dx;
+  emb.backward(de);
+  GradcheckResult res;
+  check_params(emb, loss, res);
+  check_params(enc, loss, res);
+  check_params(dec, loss, res);
+  check_params(head, loss, res);
+  INFO(res.detail);
+  CHECK(res.ok);
+  CHECK(emb.parameters()[0].grad->row(0).isZero(0) == false);  // id 0 is used, gets gradient
+}
+
 // ---- learning -------------------------------------------------------------------------------
 
 TEST_CASE("Embedding + bidirectional GRU + Linear learn to reverse sequences (plain SGD)") {
