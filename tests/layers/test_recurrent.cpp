@@ -371,6 +371,26 @@ TEST_CASE("GRU/LSTM: lengths behave like packed sequences") {
   const auto z = gru.forward(x, B, h0, labels({0, 0, 0}));
   CHECK(z.output.isZero(0));
   CHECK(z.h_n == h0);
+  // Full lengths are the same as no lengths.
+  const Matrix<double> full = gru.forward(x, B, h0, labels({5, 5, 5})).output;
+  CHECK(gru.forward(x, B, h0).output == full);
+  const Matrix<double> lfull = lstm.forward(x, B, h0, c0, labels({5, 5, 5})).output;
+  CHECK(lstm.forward(x, B, h0, c0).output == lfull);
+}
+
+TEST_CASE("GRU/LSTM: requires_input_grad(false) skips dx, parameter gradients unchanged") {
+  const Index B = 2, T = 3;
+  const Matrix<double> x = randn(B * T, 3, 81), dy = randn(B * T, 8, 82);
+  heed::Generator g1(83), g2(83);
+  heed::GRU<double> a(3, 4, {.num_layers = 2, .bidirectional = true}, g1);
+  heed::GRU<double> b(3, 4, {.num_layers = 2, .bidirectional = true}, g2);
+  b.requires_input_grad(false);
+  a.forward(x, B);
+  b.forward(x, B);
+  CHECK(a.backward(dy).dx.rows() == B * T);
+  CHECK(b.backward(dy).dx.rows() == 0);
+  for (std::size_t i = 0; i < a.parameters().size(); ++i)
+    CHECK(*a.parameters()[i].grad == *b.parameters()[i].grad);
 }
 
 TEST_CASE("GRU/LSTM: PyTorch reference (2 layers, bidirectional, packed lengths, h0/c0)") {

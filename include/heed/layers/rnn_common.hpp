@@ -84,7 +84,8 @@ inline SeqShape check_sequence(const char* module, Index rows, Index cols, Index
 }
 
 // mask (T, B): mask(t, b) = 1 if t < lengths(b), else 0; row t is step t's mask, contiguous.
-// Returns false (and leaves mask empty) when lengths is empty, i.e. every sequence is full.
+// Returns false (mask empty) when lengths is empty or all equal T: nothing to mask, and the
+// time loops then skip the masking arithmetic.
 template <typename T>
 bool build_mask(const char* module, const LabelsRef& lengths, SeqShape s, Matrix<T>& mask) {
   if (lengths.size() == 0) {
@@ -101,6 +102,10 @@ bool build_mask(const char* module, const LabelsRef& lengths, SeqShape s, Matrix
       throw ValueError(std::string(module) + ": lengths[" + std::to_string(b) + "] = " +
                        std::to_string(len) + " out of range [0, " + std::to_string(s.T) + "]");
     for (Index t = 0; t < s.T; ++t) mask(t, b) = t < len ? T(1) : T(0);
+  }
+  if ((lengths.array() == s.T).all()) {
+    mask.resize(0, 0);
+    return false;
   }
   return true;
 }
