@@ -2,6 +2,9 @@
 #include <cstdio>
 
 #include "helpers.hpp"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 using namespace attn_test;
 using heed::AttentionMasks;
@@ -88,7 +91,8 @@ template <typename T>
 double sweep() {
   const Shape shapes[] = {{1, 1, 1, 4, 4, 64},    {1, 70, 130, 16, 8, 64}, {3, 65, 65, 8, 8, 64},
                           {2, 129, 33, 4, 5, 64}, {2, 33, 129, 8, 3, 64},  {1, 200, 200, 32, 32, 64},
-                          {4, 17, 23, 6, 7, 8},   {1, 9, 50, 3, 2, 16},    {2, 50, 9, 5, 5, 7}};
+                          {4, 17, 23, 6, 7, 8},   {1, 9, 50, 3, 2, 16},    {2, 50, 9, 5, 5, 7},
+                          {4, 128, 96, 32, 32, 64}};  // the last one is big enough for threads
   double worst = 0;
   std::uint64_t seed = 100;
   for (const auto& s : shapes)
@@ -123,4 +127,28 @@ TEST_CASE("FusedAttention: scale override and causal with Tq > Tk") {
   CHECK(rel_err<double>(a, b) < 1e-12);
   CHECK(fused.scale(3) == 0.3);
   CHECK(fused.tile() == 4);
+}
+
+TEST_CASE("FusedAttention and MultiheadAttention: threaded slices are bit-identical to serial") {
+#ifdef _OPENMP
+  auto q = randn<float>(4 * 128, 32, 1), k = randn<float>(4 * 96, 32, 2),
+       v = randn<float>(4 * 96, 32, 3), dout = randn<float>(4 * 128, 32, 4);
+  auto run = [&](int threads) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    heed::FusedAttention<float> fa;
+    Matrix<float> o = fa.forward(q, k, v, 4, {.is_causal = true});
+    Matrix<float> dq = fa.backward(dout).dquery;
+    heed::Generator gen(3);
+    heed::MultiheadAttention<float> mha(32, 4, {}, gen);
+    Matrix<float> mo = mha.forward(q, k, v, 4, {.need_weights = false}).output;
+    Matrix<float> mdk = mha.backward(dout).dkey;
+    omp_set_num_threads(saved);
+    return std::vector<Matrix<float>>{o, dq, mo, mdk};
+  };
+  const auto serial = run(1), threaded = run(2);
+  for (std::size_t i = 0; i < serial.size(); ++i) CHECK(serial[i] == threaded[i]);
+#else
+  MESSAGE("built without OpenMP: nothing to compare");
+#endif
 }

@@ -14,6 +14,10 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "../core/module.hpp"
 #include "attention.hpp"
@@ -131,6 +135,24 @@ void flash_backward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T
   }
 }
 
+// Runs f(i, scratch) for every (sample, head) slice i in [0, n). Slices write disjoint rows or
+// blocks, so with OpenMP they run in parallel, each thread with its own scratch, and the
+// results are bit-identical to the serial loop. Small jobs (`flops` below ~1M) stay serial:
+// thread start-up would cost more than it saves.
+template <typename T, class F>
+void for_each_slice(Index n, double flops, std::vector<FlashScratch<T>>& scratch, F&& f) {
+#ifdef _OPENMP
+  if (n > 1 && flops > 1e6 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+    scratch.resize(std::max<std::size_t>(scratch.size(), omp_get_max_threads()));
+#pragma omp parallel for schedule(dynamic, 1)
+    for (Index i = 0; i < n; ++i) f(i, scratch[omp_get_thread_num()]);
+    return;
+  }
+#endif
+  if (scratch.empty()) scratch.resize(1);
+  for (Index i = 0; i < n; ++i) f(i, scratch[0]);
+}
+
 }  // namespace detail
 
 // FusedAttention<T>: batched scaled dot-product attention through the tiled kernel.
@@ -166,10 +188,11 @@ class FusedAttention {
     O_.resize(B * Tq_, values.cols());  // (B*Tq, dv)
     lse_.resize(B * Tq_);               // (B*Tq)
     const T s = scale(keys.cols());
-    for (Index b = 0; b < B; ++b)
+    detail::for_each_slice<T>(B, flops(), scratch_, [&](Index b, detail::FlashScratch<T>& sc) {
       detail::flash_forward<T>(Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_),
                                V_.middleRows(b * Tk_, Tk_), s, masks_, b, tile_,
-                               O_.middleRows(b * Tq_, Tq_), lse_.segment(b * Tq_, Tq_), scratch_);
+                               O_.middleRows(b * Tq_, Tq_), lse_.segment(b * Tq_, Tq_), sc);
+    });
     return O_;
   }
 
@@ -179,12 +202,13 @@ class FusedAttention {
     dK_.resize(K_.rows(), K_.cols());
     dV_.resize(V_.rows(), V_.cols());
     const T s = scale(K_.cols());
-    for (Index b = 0; b < B_; ++b)
+    detail::for_each_slice<T>(B_, 2 * flops(), scratch_, [&](Index b, detail::FlashScratch<T>& sc) {
       detail::flash_backward<T>(
           Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_), V_.middleRows(b * Tk_, Tk_),
           O_.middleRows(b * Tq_, Tq_), lse_.segment(b * Tq_, Tq_), dout.middleRows(b * Tq_, Tq_),
           s, masks_, b, tile_, dQ_.middleRows(b * Tq_, Tq_), dK_.middleRows(b * Tk_, Tk_),
-          dV_.middleRows(b * Tk_, Tk_), scratch_);
+          dV_.middleRows(b * Tk_, Tk_), sc);
+    });
     return {dQ_, dK_, dV_};
   }
 
@@ -199,6 +223,12 @@ class FusedAttention {
   std::string name() const { return "FusedAttention"; }
 
  private:
+  // Multiply-adds of one forward, to decide whether threads pay off.
+  double flops() const {
+    return 2.0 * static_cast<double>(B_ * Tq_) * static_cast<double>(Tk_) *
+           static_cast<double>(Q_.cols() + V_.cols());
+  }
+
   std::optional<double> scale_;
   Index tile_;
   Index B_ = 0, Tq_ = 0, Tk_ = 0;
@@ -211,7 +241,7 @@ class FusedAttention {
   Matrix<T> dQ_;   // (B*Tq, d)
   Matrix<T> dK_;   // (B*Tk, d)
   Matrix<T> dV_;   // (B*Tk, dv)
-  detail::FlashScratch<T> scratch_;
+  std::vector<detail::FlashScratch<T>> scratch_;  // one per thread
 };
 
 }  // namespace heed

@@ -140,11 +140,13 @@ class MultiheadAttention {
     if (fused_) {
       lse_.resize(B * H_ * Tq_);  // (B*H*Tq)
       P_.resize(0, Tk_);
-      for (Index b = 0; b < B; ++b)
-        for (Index h = 0; h < H_; ++h)  // (4) ctx_bh = softmax(Qp_bh Kp_bh^T * scale) Vp_bh
-          detail::flash_forward<T>(qh(Qp_, b, h), kh(Kp_, b, h), kh(Vp_, b, h), scale, masks_, b,
-                                   kTile, ctx_.block(b * Tq_, h * hd_, Tq_, hd_),
-                                   lse_.segment((b * H_ + h) * Tq_, Tq_), flash_);
+      // (4) ctx_bh = softmax(Qp_bh Kp_bh^T * scale) Vp_bh, slice i = b*H + h
+      detail::for_each_slice<T>(B * H_, flops(), flash_, [&](Index i, detail::FlashScratch<T>& sc) {
+        const Index b = i / H_, h = i % H_;
+        detail::flash_forward<T>(qh(Qp_, b, h), kh(Kp_, b, h), kh(Vp_, b, h), scale, masks_, b,
+                                 kTile, ctx_.block(b * Tq_, h * hd_, Tq_, hd_),
+                                 lse_.segment(i * Tq_, Tq_), sc);
+      });
     } else {
       P_.resize(B * H_ * Tq_, Tk_);  // (B*H*Tq, Tk)
       if (dropout_active_) {
@@ -209,33 +211,41 @@ class MultiheadAttention {
     dQp_.resize(Qp_.rows(), E_);  // (B*Tq, E)
     dKp_.resize(Kp_.rows(), E_);  // (B*Tk, E)
     dVp_.resize(Vp_.rows(), E_);  // (B*Tk, E)
-    for (Index b = 0; b < B_; ++b)
-      for (Index h = 0; h < H_; ++h) {
-        const auto dctx = dctx_.block(b * Tq_, h * hd_, Tq_, hd_);  // (Tq, hd)
-        auto dQ = dQp_.block(b * Tq_, h * hd_, Tq_, hd_);
-        auto dK = dKp_.block(b * Tk_, h * hd_, Tk_, hd_);
-        auto dV = dVp_.block(b * Tk_, h * hd_, Tk_, hd_);
-        if (fused_) {  // d of (4), tile by tile
-          detail::flash_backward<T>(qh(Qp_, b, h), kh(Kp_, b, h), kh(Vp_, b, h),
-                                    ctx_.block(b * Tq_, h * hd_, Tq_, hd_),
-                                    lse_.segment((b * H_ + h) * Tq_, Tq_), dctx, scale, masks_, b,
-                                    kTile, dQ, dK, dV, flash_);
-          continue;
+    if (fused_) {  // d of (4), tile by tile, slice i = b*H + h
+      detail::for_each_slice<T>(B_ * H_, 2 * flops(), flash_,
+                                [&](Index i, detail::FlashScratch<T>& sc) {
+        const Index b = i / H_, h = i % H_;
+        detail::flash_backward<T>(qh(Qp_, b, h), kh(Kp_, b, h), kh(Vp_, b, h),
+                                  ctx_.block(b * Tq_, h * hd_, Tq_, hd_),
+                                  lse_.segment(i * Tq_, Tq_),
+                                  dctx_.block(b * Tq_, h * hd_, Tq_, hd_), scale, masks_, b,
+                                  kTile,
+                                  dQp_.block(b * Tq_, h * hd_, Tq_, hd_),
+                                  dKp_.block(b * Tk_, h * hd_, Tk_, hd_),
+                                  dVp_.block(b * Tk_, h * hd_, Tk_, hd_), sc);
+      });
+    } else {
+      for (Index b = 0; b < B_; ++b)
+        for (Index h = 0; h < H_; ++h) {
+          const auto dctx = dctx_.block(b * Tq_, h * hd_, Tq_, hd_);  // (Tq, hd)
+          auto dQ = dQp_.block(b * Tq_, h * hd_, Tq_, hd_);
+          auto dK = dKp_.block(b * Tk_, h * hd_, Tk_, hd_);
+          auto dV = dVp_.block(b * Tk_, h * hd_, Tk_, hd_);
+          const auto P = P_.middleRows((b * H_ + h) * Tq_, Tq_);  // (Tq, Tk)
+          dP_.resize(Tq_, Tk_);
+          dP_.noalias() = dctx * kh(Vp_, b, h).transpose();  // d of (4e) wrt P: (Tq,hd)(hd,Tk)
+          if (dropout_active_) {
+            dV.noalias() = Pd_.middleRows((b * H_ + h) * Tq_, Tq_).transpose() * dctx;  // d (4e)
+            dP_.array() *= M_.middleRows((b * H_ + h) * Tq_, Tq_).array();              // d (4d)
+          } else {
+            dV.noalias() = P.transpose() * dctx;  // d of (4e) wrt Vp: (Tk,Tq)(Tq,hd)
+          }
+          detail::masked_softmax_backward_rows<T>(P, dP_);  // d of (4c): dP -> dS
+          dP_ *= scale;                                      // d of (4a) through "* scale"
+          dQ.noalias() = dP_ * kh(Kp_, b, h);                // d of (4a) wrt Qp: (Tq,Tk)(Tk,hd)
+          dK.noalias() = dP_.transpose() * qh(Qp_, b, h);    // d of (4a) wrt Kp: (Tk,Tq)(Tq,hd)
         }
-        const auto P = P_.middleRows((b * H_ + h) * Tq_, Tq_);  // (Tq, Tk)
-        dP_.resize(Tq_, Tk_);
-        dP_.noalias() = dctx * kh(Vp_, b, h).transpose();  // d of (4e) wrt P: (Tq,hd)(hd,Tk)
-        if (dropout_active_) {
-          dV.noalias() = Pd_.middleRows((b * H_ + h) * Tq_, Tq_).transpose() * dctx;  // d (4e)
-          dP_.array() *= M_.middleRows((b * H_ + h) * Tq_, Tq_).array();              // d (4d)
-        } else {
-          dV.noalias() = P.transpose() * dctx;  // d of (4e) wrt Vp: (Tk,Tq)(Tq,hd)
-        }
-        detail::masked_softmax_backward_rows<T>(P, dP_);  // d of (4c): dP -> dS
-        dP_ *= scale;                                      // d of (4a) through "* scale"
-        dQ.noalias() = dP_ * kh(Kp_, b, h);                // d of (4a) wrt Qp: (Tq,Tk)(Tk,hd)
-        dK.noalias() = dP_.transpose() * qh(Qp_, b, h);    // d of (4a) wrt Kp: (Tk,Tq)(Tq,hd)
-      }
+    }
     project_backward(xq_, Wq(), dWq(), 0, dQp_, dq_);  // d of (1)
     project_backward(xk_, Wk(), dWk(), 1, dKp_, dk_);  // d of (2)
     project_backward(xv_, Wv(), dWv(), 2, dVp_, dv_);  // d of (3)
@@ -284,6 +294,12 @@ class MultiheadAttention {
   static constexpr Index kTile = 64;
 
  private:
+  // Multiply-adds of the attention core of one forward, to decide whether threads pay off.
+  double flops() const {
+    return 4.0 * static_cast<double>(B_ * Tq_) * static_cast<double>(Tk_) *
+           static_cast<double>(E_);
+  }
+
   // Projection `which` (0 q, 1 k, 2 v): a row block of in_proj_weight, or its own matrix.
   Eigen::Ref<Matrix<T>> proj(Matrix<T>& packed, Matrix<T>& separate, Index which) {
     if (packed_) return Eigen::Ref<Matrix<T>>(packed.middleRows(which * E_, E_));
@@ -351,7 +367,7 @@ class MultiheadAttention {
   Matrix<T> dQp_, dKp_, dVp_;           // like Qp_, Kp_, Vp_
   Matrix<T> dP_;                        // (Tq, Tk) per-head scratch
   Matrix<T> dq_, dk_, dv_;              // like xq_, xk_, xv_
-  detail::FlashScratch<T> flash_;
+  std::vector<detail::FlashScratch<T>> flash_;  // one per thread
 };
 
 }  // namespace heed
