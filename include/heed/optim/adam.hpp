@@ -12,6 +12,7 @@
 //
 // AdamW is Adam with the decay mode switched, one update routine for both. The bias corrections
 // are computed in double (as PyTorch does in Python) and rounded to T once.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <string>
@@ -77,20 +78,38 @@ class Adam : public Optimizer<T> {
     const T shrink =
         decoupled_ ? static_cast<T>(1 - static_cast<double>(lr) * static_cast<double>(o_.weight_decay))
                    : T(1);
+    // The update is memory-bound: three whole-tensor statements would stream p, g, m and v
+    // through the cache three times. So each tensor is updated in chunks small enough to stay
+    // in L1, with Eigen's vectorised array expressions inside a chunk. Same arithmetic, in the
+    // same order, as PyTorch's single-tensor Adam:
+    //   g = grad + l2 p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+    //   p -= step_size * m / (sqrt(v) / sqrt(bc2) + eps)      (v -> max(vmax, v) with amsgrad)
+    // with / sqrt(bc2) done as * (1 / sqrt(bc2)): one division per element instead of two
+    // (rounding differs from PyTorch's by an ulp at most).
+    const T inv_bc2_sqrt = T(1) / bc2_sqrt;
+    using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+    using Map = Eigen::Map<Arr>;
+    using CMap = Eigen::Map<const Arr>;
+    constexpr Index kChunk = 512;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
-      auto p = this->params_[i].value->array();
-      if (shrink != T(1)) p *= shrink;
-      const auto g = this->params_[i].grad->array() + l2 * p;
-      auto m = m_[i].array();
-      auto v = v_[i].array();
-      m = beta1 * m + (T(1) - beta1) * g;
-      v = beta2 * v + (T(1) - beta2) * g.square();
-      if (o_.amsgrad) {
-        auto vmax = vmax_[i].array();
-        vmax = vmax.max(v);
-        p -= step_size * (m / (vmax.sqrt() / bc2_sqrt + eps));
-      } else {
-        p -= step_size * (m / (v.sqrt() / bc2_sqrt + eps));
+      T* pd = this->params_[i].value->data();
+      const T* gd = this->params_[i].grad->data();
+      const Index n = m_[i].size();
+      for (Index j0 = 0; j0 < n; j0 += kChunk) {
+        const Index len = std::min(kChunk, n - j0);
+        Map p(pd + j0, len), m(m_[i].data() + j0, len), v(v_[i].data() + j0, len);
+        const CMap grad(gd + j0, len);
+        if (shrink != T(1)) p *= shrink;
+        const auto g = grad + l2 * p;
+        m = beta1 * m + (T(1) - beta1) * g;
+        v = beta2 * v + (T(1) - beta2) * g.square();
+        if (o_.amsgrad) {
+          Map vmax(vmax_[i].data() + j0, len);
+          vmax = vmax.max(v);
+          p -= step_size * (m / (vmax.sqrt() * inv_bc2_sqrt + eps));
+        } else {
+          p -= step_size * (m / (v.sqrt() * inv_bc2_sqrt + eps));
+        }
       }
     }
   }
