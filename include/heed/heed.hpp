@@ -9,3 +9,4 @@
 #include "data.hpp"
 #include "metrics.hpp"
 #include "io.hpp"
+#include "models.hpp"
