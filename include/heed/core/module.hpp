@@ -23,17 +23,17 @@ struct Parameter {
   Matrix<T>* grad;
 };
 
+// What every learnable component has, whatever the signature of its forward: named parameters,
+// zero_grad, and a train/eval mode. Components with several inputs (attention, recurrent layers,
+// Embedding on ids) derive from this directly; single-input layers derive from Module below.
 template <typename T>
-class Module {
+class ModuleBase {
  public:
   using Scalar = T;
 
-  virtual ~Module() = default;
+  virtual ~ModuleBase() = default;
 
-  virtual const Matrix<T>& forward(const ConstRef<T>& x) = 0;
-  virtual const Matrix<T>& backward(const ConstRef<T>& dy) = 0;
-
-  // The module's learnable tensors, with hierarchical names. Empty for parameter-free modules.
+  // The learnable tensors, with hierarchical names. Empty for parameter-free modules.
   virtual std::vector<Parameter<T>> parameters() { return {}; }
 
   // Short type name used in error messages and summaries ("Linear", "ReLU", ...).
@@ -43,10 +43,28 @@ class Module {
     for (auto& p : parameters()) p.grad->setZero();
   }
 
+  Index num_parameters() {
+    Index n = 0;
+    for (auto& p : parameters()) n += p.value->size();
+    return n;
+  }
+
   // Training mode switches Dropout on and makes LayerNorm etc. behave as in training.
+  // Containers override it to reach their children.
   virtual void train(bool on = true) { training_ = on; }
   void eval() { train(false); }
   bool training() const { return training_; }
+
+ protected:
+  bool training_ = true;
+};
+
+// A single-input module: y = forward(x), dx = backward(dy).
+template <typename T>
+class Module : public ModuleBase<T> {
+ public:
+  virtual const Matrix<T>& forward(const ConstRef<T>& x) = 0;
+  virtual const Matrix<T>& backward(const ConstRef<T>& dy) = 0;
 
   // When false, backward may skip computing dx (returns an empty matrix) and only accumulates
   // parameter gradients. The first layer of a network never needs dx: skipping it saves a
@@ -54,14 +72,7 @@ class Module {
   virtual void requires_input_grad(bool on) { input_grad_ = on; }
   bool requires_input_grad() const { return input_grad_; }
 
-  Index num_parameters() {
-    Index n = 0;
-    for (auto& p : parameters()) n += p.value->size();
-    return n;
-  }
-
  protected:
-  bool training_ = true;
   bool input_grad_ = true;
 };
 

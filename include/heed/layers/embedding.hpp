@@ -5,8 +5,8 @@
 //   y_i = W[ids_i]                    ids (N) -> y (N, D)                              (1)
 //   dW[ids_i] += dy_i                 repeated ids accumulate; W[padding_idx] gets none
 //
-// The input is integer ids, not a matrix, so Embedding is not a Module<T>; it has the same
-// method names (forward, backward, parameters, zero_grad, train/eval, name). The gradient is
+// The input is integer ids, not a matrix, so Embedding is a ModuleBase<T> (parameters,
+// zero_grad, train/eval, name) rather than a single-input Module<T>. The gradient is
 // dense in storage but sparse in work: backward touches only the rows it was given.
 // For sequences, flatten (B, T) ids row-major (sample b's step t at b*T + t) and the output is
 // the (B*T, D) sequence layout the recurrent layers read.
@@ -19,7 +19,7 @@
 namespace heed {
 
 template <typename T>
-class Embedding {
+class Embedding : public ModuleBase<T> {
  public:
   // W ~ N(0, 1) like PyTorch, drawn from `gen` row by row; the padding row is then zeroed.
   // padding_idx in [0, num_embeddings), or -1 for none (PyTorch's None; heed does not
@@ -58,13 +58,8 @@ class Embedding {
       if (ids_(i) != pad_) dW_.row(ids_(i)) += dy.row(i);  // d(1) wrt W: scatter-add
   }
 
-  std::vector<Parameter<T>> parameters() { return {{"weight", &W_, &dW_}}; }
-  void zero_grad() { dW_.setZero(); }
-  Index num_parameters() const { return W_.size(); }
-  std::string name() const { return "Embedding"; }
-  void train(bool on = true) { training_ = on; }  // no effect: kept for the Module interface
-  void eval() { train(false); }
-  bool training() const { return training_; }
+  std::vector<Parameter<T>> parameters() override { return {{"weight", &W_, &dW_}}; }
+  std::string name() const override { return "Embedding"; }
 
   Index num_embeddings() const { return N_; }
   Index embedding_dim() const { return D_; }
@@ -73,7 +68,6 @@ class Embedding {
 
  private:
   Index N_, D_, pad_;
-  bool training_ = true;
   Matrix<T> W_, dW_;  // (N, D)
   Labels ids_;        // (N)
   Matrix<T> y_;       // (N, D)

@@ -77,7 +77,7 @@ void gru_gates_backward(const ConstStridedRef<T>& gates, const ConstStridedRef<T
 // clear() drops cached steps that will not be back-propagated. The h' returned by forward
 // stays valid until its slot is reused, i.e. until backward popped it and forward ran again.
 template <typename T>
-class GRUCell {
+class GRUCell : public ModuleBase<T> {
  public:
   struct Grads {
     const Matrix<T>& dx;  // (B, I); empty when requires_input_grad(false)
@@ -160,7 +160,7 @@ class GRUCell {
   Index cached_steps() const { return depth_; }
   void clear() { depth_ = 0; }
 
-  std::vector<Parameter<T>> parameters() {
+  std::vector<Parameter<T>> parameters() override {
     std::vector<Parameter<T>> ps{{"weight_ih", &W_ih_, &dW_ih_}, {"weight_hh", &W_hh_, &dW_hh_}};
     if (has_bias_) {
       ps.push_back({"bias_ih", &b_ih_, &db_ih_});
@@ -168,18 +168,7 @@ class GRUCell {
     }
     return ps;
   }
-  void zero_grad() {
-    for (auto& p : parameters()) p.grad->setZero();
-  }
-  Index num_parameters() {
-    Index n = 0;
-    for (auto& p : parameters()) n += p.value->size();
-    return n;
-  }
-  std::string name() const { return "GRUCell"; }
-  void train(bool on = true) { training_ = on; }
-  void eval() { train(false); }
-  bool training() const { return training_; }
+  std::string name() const override { return "GRUCell"; }
   void requires_input_grad(bool on) { input_grad_ = on; }
   bool requires_input_grad() const { return input_grad_; }
 
@@ -203,13 +192,13 @@ class GRUCell {
   Step& slot() {
     if (static_cast<std::size_t>(depth_) == steps_.size()) steps_.emplace_back();  // deque: no moves
     Step& s = steps_[static_cast<std::size_t>(depth_)];
-    if (training_) ++depth_;
+    if (this->training_) ++depth_;
     return s;
   }
 
   Index I_, H_;
   bool has_bias_;
-  bool training_ = true, input_grad_ = true;
+  bool input_grad_ = true;
   Matrix<T> W_ih_, dW_ih_;  // (3H, I)
   Matrix<T> W_hh_, dW_hh_;  // (3H, H)
   Matrix<T> b_ih_, db_ih_;  // (1, 3H)
@@ -238,7 +227,7 @@ class GRUCell {
 // Per layer and direction the input projections of all steps are one GEMM (1) before the time
 // loop and their gradients one GEMM after it; the loop does only the (B, H) x (H, 3H) products.
 template <typename T>
-class GRU {
+class GRU : public ModuleBase<T> {
  public:
   struct Output {
     const Matrix<T>& output;  // (B*T, D*H)
@@ -380,7 +369,7 @@ class GRU {
 
   // state_dict order and names: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
   // weight_ih_l0_reverse, ..., weight_ih_l1, ...
-  std::vector<Parameter<T>> parameters() {
+  std::vector<Parameter<T>> parameters() override {
     std::vector<Parameter<T>> ps;
     for (Index l = 0; l < L_; ++l)
       for (Index d = 0; d < D_; ++d) {
@@ -395,18 +384,7 @@ class GRU {
       }
     return ps;
   }
-  void zero_grad() {
-    for (auto& p : parameters()) p.grad->setZero();
-  }
-  Index num_parameters() {
-    Index n = 0;
-    for (auto& p : parameters()) n += p.value->size();
-    return n;
-  }
-  std::string name() const { return "GRU"; }
-  void train(bool on = true) { training_ = on; }  // no dropout: kept for the Module interface
-  void eval() { train(false); }
-  bool training() const { return training_; }
+  std::string name() const override { return "GRU"; }
   void requires_input_grad(bool on) { input_grad_ = on; }
   bool requires_input_grad() const { return input_grad_; }
 
@@ -429,7 +407,7 @@ class GRU {
 
   Index I_, H_, L_, D_;
   bool has_bias_;
-  bool training_ = true, input_grad_ = true, masked_ = false;
+  bool input_grad_ = true, masked_ = false;
   detail::SeqShape shape_;
   std::vector<Cell> cells_;     // l*D + d
   std::vector<Matrix<T>> out_;  // per layer (B*T, D*H)

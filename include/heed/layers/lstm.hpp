@@ -73,7 +73,7 @@ void lstm_gates_backward(const ConstStridedRef<T>& gates, const ConstStridedRef<
 //   for t in 0..T-1:  { auto s = cell.forward(x_t, h, c); h = s.h; c = s.c; }
 //   for t in T-1..0:  { auto g = cell.backward(dh + dout_t, dc); dh = g.dh; dc = g.dc; }
 template <typename T>
-class LSTMCell {
+class LSTMCell : public ModuleBase<T> {
  public:
   struct State {
     const Matrix<T>& h;  // (B, H)
@@ -163,7 +163,7 @@ class LSTMCell {
   Index cached_steps() const { return depth_; }
   void clear() { depth_ = 0; }
 
-  std::vector<Parameter<T>> parameters() {
+  std::vector<Parameter<T>> parameters() override {
     std::vector<Parameter<T>> ps{{"weight_ih", &W_ih_, &dW_ih_}, {"weight_hh", &W_hh_, &dW_hh_}};
     if (has_bias_) {
       ps.push_back({"bias_ih", &b_ih_, &db_ih_});
@@ -171,18 +171,7 @@ class LSTMCell {
     }
     return ps;
   }
-  void zero_grad() {
-    for (auto& p : parameters()) p.grad->setZero();
-  }
-  Index num_parameters() {
-    Index n = 0;
-    for (auto& p : parameters()) n += p.value->size();
-    return n;
-  }
-  std::string name() const { return "LSTMCell"; }
-  void train(bool on = true) { training_ = on; }
-  void eval() { train(false); }
-  bool training() const { return training_; }
+  std::string name() const override { return "LSTMCell"; }
   void requires_input_grad(bool on) { input_grad_ = on; }
   bool requires_input_grad() const { return input_grad_; }
 
@@ -206,13 +195,13 @@ class LSTMCell {
   Step& slot() {
     if (static_cast<std::size_t>(depth_) == steps_.size()) steps_.emplace_back();  // deque: no moves
     Step& s = steps_[static_cast<std::size_t>(depth_)];
-    if (training_) ++depth_;
+    if (this->training_) ++depth_;
     return s;
   }
 
   Index I_, H_;
   bool has_bias_;
-  bool training_ = true, input_grad_ = true;
+  bool input_grad_ = true;
   Matrix<T> W_ih_, dW_ih_;  // (4H, I)
   Matrix<T> W_hh_, dW_hh_;  // (4H, H)
   Matrix<T> b_ih_, db_ih_;  // (1, 4H)
@@ -228,7 +217,7 @@ class LSTMCell {
 // batch_first=True. Shapes, h0/h_n layout, direction columns and `lengths` exactly as GRU
 // (gru.hpp), with the cell state alongside: c0, c_n (L*D*B, H). Padded steps carry both h and c.
 template <typename T>
-class LSTM {
+class LSTM : public ModuleBase<T> {
  public:
   struct Output {
     const Matrix<T>& output;  // (B*T, D*H)
@@ -395,7 +384,7 @@ class LSTM {
   }
 
   // state_dict order and names, as GRU: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ...
-  std::vector<Parameter<T>> parameters() {
+  std::vector<Parameter<T>> parameters() override {
     std::vector<Parameter<T>> ps;
     for (Index l = 0; l < L_; ++l)
       for (Index d = 0; d < D_; ++d) {
@@ -410,18 +399,7 @@ class LSTM {
       }
     return ps;
   }
-  void zero_grad() {
-    for (auto& p : parameters()) p.grad->setZero();
-  }
-  Index num_parameters() {
-    Index n = 0;
-    for (auto& p : parameters()) n += p.value->size();
-    return n;
-  }
-  std::string name() const { return "LSTM"; }
-  void train(bool on = true) { training_ = on; }  // no dropout: kept for the Module interface
-  void eval() { train(false); }
-  bool training() const { return training_; }
+  std::string name() const override { return "LSTM"; }
   void requires_input_grad(bool on) { input_grad_ = on; }
   bool requires_input_grad() const { return input_grad_; }
 
@@ -444,7 +422,7 @@ class LSTM {
 
   Index I_, H_, L_, D_;
   bool has_bias_;
-  bool training_ = true, input_grad_ = true, masked_ = false;
+  bool input_grad_ = true, masked_ = false;
   detail::SeqShape shape_;
   std::vector<Cell> cells_;     // l*D + d
   std::vector<Matrix<T>> out_;  // per layer (B*T, D*H)
