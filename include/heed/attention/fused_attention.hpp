@@ -140,7 +140,8 @@ void flash_backward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T
 // results are bit-identical to the serial loop. Small jobs (`flops` below ~1M) stay serial:
 // thread start-up would cost more than it saves.
 template <typename T, class F>
-void for_each_slice(Index n, double flops, std::vector<FlashScratch<T>>& scratch, F&& f) {
+void for_each_slice(Index n, [[maybe_unused]] double flops,
+                    std::vector<FlashScratch<T>>& scratch, F&& f) {
 #ifdef _OPENMP
   if (n > 1 && flops > 1e6 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
     scratch.resize(std::max<std::size_t>(scratch.size(), omp_get_max_threads()));
