@@ -95,8 +95,14 @@ class Adam : public Optimizer<T> {
       T* pd = this->params_[i].value->data();
       const T* gd = this->params_[i].grad->data();
       const Index n = m_[i].size();
-      for (Index j0 = 0; j0 < n; j0 += kChunk) {
-        const Index len = std::min(kChunk, n - j0);
+      // Chunks are independent: large tensors are shared out over Eigen's threads (results are
+      // the same for any thread count, each element's arithmetic being unchanged).
+      const Index chunks = (n + kChunk - 1) / kChunk;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(Eigen::nbThreads()) if (n >= 65536)
+#endif
+      for (Index c = 0; c < chunks; ++c) {
+        const Index j0 = c * kChunk, len = std::min(kChunk, n - j0);
         Map p(pd + j0, len), m(m_[i].data() + j0, len), v(v_[i].data() + j0, len);
         const CMap grad(gd + j0, len);
         if (shrink != T(1)) p *= shrink;
