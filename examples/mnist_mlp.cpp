@@ -2,7 +2,16 @@
 // batch 100 with shuffling, 10 epochs, inputs scaled to [0, 1] then normalised (x - 0.5) / 0.5.
 //
 //   mnist_mlp --data data/mnist [--epochs 10] [--batch-size 100] [--lr 1e-3] [--seed 0]
-//             [--threads N] [--recipe article|improved]
+//             [--threads N] [--recipe article|improved] [--save PATH] [--resume PATH]
+//
+// --save PATH writes a checkpoint (atomically) after every completed epoch: the model, the
+// optimizer, the schedule, early stopping and its best weights, the epoch, and every generator
+// (shuffling, augmentation, dropout). --resume PATH loads one and continues with the next epoch
+// (and keeps saving to PATH unless --save names another file); with --threads 1 an interrupted,
+// resumed run prints exactly what an uninterrupted one prints. The run's settings (recipe, seed,
+// epochs, batch size, lr) are stored too, and a resume with different ones is refused.
+// Every step is guarded by heed::check_finite: a NaN or infinite loss or gradient stops training
+// before the update, with the last checkpoint left as it was.
 //
 // --recipe improved keeps the same network and trains it with the article's list of ways to
 // improve: dropout, weight decay (AdamW), a warm-up + cosine learning-rate schedule, random
@@ -36,12 +45,15 @@ struct Args {
   double lr = 1e-3;
   std::uint64_t seed = 0;
   int threads = 0;  // 0: all cores
+  std::string save;    // checkpoint after every epoch ("" = none)
+  std::string resume;  // checkpoint to continue from ("" = start fresh)
 };
 
 [[noreturn]] void usage(const char* msg) {
   std::fprintf(stderr,
                "mnist_mlp: %s\nusage: mnist_mlp [--data DIR] [--epochs N] [--batch-size N] "
-               "[--lr X] [--seed N] [--threads N] [--recipe article|improved]\n",
+               "[--lr X] [--seed N] [--threads N] [--recipe article|improved]\n"
+               "                 [--save PATH] [--resume PATH]\n",
                msg);
   std::exit(2);
 }
@@ -61,6 +73,8 @@ Args parse(int argc, char** argv) {
       else if (k == "--lr") a.lr = std::stod(v);
       else if (k == "--seed") a.seed = std::stoull(v);
       else if (k == "--threads") a.threads = std::stoi(v);
+      else if (k == "--save") a.save = v;
+      else if (k == "--resume") a.resume = v;
       else usage(("unknown flag " + k).c_str());
     } catch (const std::logic_error&) {
       usage(("bad value '" + v + "' for " + k).c_str());
@@ -70,6 +84,7 @@ Args parse(int argc, char** argv) {
   if (a.epochs == -1) a.epochs = a.recipe == "article" ? 10 : 30;
   if (a.epochs < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0)
     usage("--epochs, --batch-size and --lr must be positive, --threads >= 0");
+  if (!a.resume.empty() && a.save.empty()) a.save = a.resume;
   return a;
 }
 
@@ -171,12 +186,58 @@ int main(int argc, char** argv) try {
   heed::EarlyStopping<Scalar> early({.patience = patience, .mode = heed::Mode::Max});
   std::vector<Matrix<Scalar>> best;  // the best validation epoch's weights
   heed::Generator aug_gen(args.seed + 1);
+  const std::vector<heed::Parameter<Scalar>> params = model.parameters();
+
+  // Everything a resumed run needs to continue exactly. `shuffle` is the loader's generator
+  // when saving; when loading, a separate one compared with the replayed loader's.
+  int epochs_done = 0;
+  double total_seconds = 0;
+  double cfg_recipe = improved, cfg_seed = static_cast<double>(args.seed), cfg_epochs = args.epochs,
+         cfg_batch = static_cast<double>(args.batch_size), cfg_lr = args.lr;
+  auto checkpoint = [&](heed::Generator& shuffle) {
+    heed::Checkpoint<Scalar> ck;
+    ck.model(model).optimizer(*optimizer);
+    if (schedule) ck.optimizer(*schedule, "scheduler");
+    if (improved) {
+      ck.optimizer(early, "early_stopping");
+      if (best.empty()) heed::snapshot_parameters(params, best);  // shapes for loading
+      for (std::size_t i = 0; i < params.size(); ++i) ck.tensor("best." + params[i].name, best[i]);
+    }
+    ck.value("epoch", epochs_done).value("seconds", total_seconds);
+    ck.value("recipe", cfg_recipe).value("seed", cfg_seed).value("epochs", cfg_epochs);
+    ck.value("batch_size", cfg_batch).value("lr", cfg_lr);
+    ck.generator("shuffle", shuffle).generator("augment", aug_gen);
+    for (std::size_t i = 0; i < model.size(); ++i)
+      if (auto* d = dynamic_cast<heed::Dropout<Scalar>*>(&model[i]))
+        ck.generator("dropout." + std::to_string(i), d->generator());
+    return ck;
+  };
+  if (!args.resume.empty()) {
+    heed::Generator shuffle;
+    checkpoint(shuffle).load(args.resume);
+    const auto mismatch = [&](const char* what, double saved, double now) {
+      if (saved != now)
+        throw heed::ValueError("--resume " + args.resume + ": the checkpoint was written with " +
+                               what + " " + heed::detail::num_str(saved) + ", this run has " +
+                               heed::detail::num_str(now));
+    };
+    mismatch("--recipe improved =", cfg_recipe, improved);
+    mismatch("--seed", cfg_seed, static_cast<double>(args.seed));
+    mismatch("--epochs", cfg_epochs, args.epochs);
+    mismatch("--batch-size", cfg_batch, static_cast<double>(args.batch_size));
+    mismatch("--lr", cfg_lr, args.lr);
+    // Each epoch's order is a shuffle of the previous one: replay the completed epochs' shuffles.
+    for (int e = 0; e < epochs_done; ++e) loader.start_epoch();
+    if (shuffle.engine() != loader.generator().engine())
+      throw heed::FormatError("--resume " + args.resume +
+                              ": the shuffling state does not match the replayed loader");
+    std::printf("Resumed from %s after epoch %d\n", args.resume.c_str(), epochs_done);
+  }
 
   Matrix<Scalar> x;
   Labels y;
-  double total_seconds = 0;
-  int epochs_run = 0;
-  for (int epoch = 1; epoch <= args.epochs; ++epoch) {
+  bool stopped = improved && early.should_stop();
+  for (int epoch = epochs_done + 1; epoch <= args.epochs && !stopped; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     Progress bar(steps_per_epoch);
     loader.start_epoch();
@@ -187,6 +248,7 @@ int main(int argc, char** argv) try {
       optimizer->zero_grad();
       const Scalar loss = criterion.forward(model.forward(x), y);
       model.backward(criterion.backward());
+      heed::check_finite(loss, params, optimizer->step_count() + 1);  // before the update
       optimizer->step();
       if (schedule) schedule->step();
       loss_sum += loss;
@@ -195,22 +257,22 @@ int main(int argc, char** argv) try {
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     total_seconds += secs;
-    ++epochs_run;
+    epochs_done = epoch;
     std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s", epoch, args.epochs, loss_sum / step, secs);
     if (improved) {
       const double val_acc = heed::accuracy(predict(model, val_x), val_y);
       std::printf(", Val accuracy: %.2f%%", 100 * val_acc);
-      const bool stop = early.step(Scalar(val_acc));
-      if (early.improved()) heed::snapshot_parameters(model.parameters(), best);
-      if (stop) {
-        std::printf("\nEarly stopping: no improvement for %d epochs; best epoch %ld\n", patience,
-                    static_cast<long>(early.best_epoch() + 1));
-        break;
-      }
+      stopped = early.step(Scalar(val_acc));
+      if (early.improved()) heed::snapshot_parameters(params, best);
     }
+    if (!args.save.empty()) checkpoint(loader.generator()).save(args.save);
+    if (stopped)
+      std::printf("\nEarly stopping: no improvement for %d epochs; best epoch %ld", patience,
+                  static_cast<long>(early.best_epoch() + 1));
     std::printf("\n");
     std::fflush(stdout);
   }
+  const int epochs_run = std::max(epochs_done, 1);
   if (improved && !best.empty()) heed::restore_parameters(model.parameters(), best);
   std::printf("Training time: %.2f s (%.2f s per epoch)\n", total_seconds,
               total_seconds / epochs_run);
@@ -226,6 +288,10 @@ int main(int argc, char** argv) try {
   std::printf("macro  %9.4f  %6.4f  %6.4f\n\nConfusion matrix (rows: true, cols: predicted)\n%s",
               cm.macro_precision(), cm.macro_recall(), cm.macro_f1(), cm.to_string().c_str());
   return 0;
+} catch (const heed::NumericError& e) {
+  std::fprintf(stderr, "mnist_mlp: %s\nmnist_mlp: training stopped; the last checkpoint (--save) "
+               "is the last completed epoch's and was left as it was\n", e.what());
+  return 1;
 } catch (const heed::Error& e) {
   std::fprintf(stderr, "mnist_mlp: %s\n", e.what());
   return 1;

@@ -103,6 +103,10 @@ class DataLoader {
   const Options& options() const { return opt_; }
   // Dataset row indices in this epoch's order.
   const std::vector<Index>& order() const { return order_; }
+  // The shuffling generator, for checkpoints. Each epoch shuffles the previous epoch's order,
+  // so a resumed run rebuilds the loader with the same seed and calls start_epoch() once per
+  // completed epoch; generator() then equals the checkpointed state (a cheap consistency check).
+  Generator& generator() { return gen_; }
 
  private:
   const ByteMatrix& images_;  // (N, D)
