@@ -121,6 +121,19 @@ TEST_CASE("Seq2Seq: parameter names are hierarchical and gradients accumulate") 
   add.forward_train(d.src, d.len, d.tgt_in, d.tgt_out);
   add.backward();
   CHECK((*add.parameters()[0].grad - 2 * g1).norm() < 1e-12);
+
+  // A ModuleBase like every learnable component; a copy is an independent, equal model.
+  heed::ModuleBase<double>& base = add;
+  base.zero_grad();
+  CHECK(add.parameters()[0].grad->isZero(0));
+  CHECK(base.num_parameters() > 100);
+  heed::Seq2Seq<double> copy = add;
+  (*copy.parameters()[0].value)(3, 0) += 1.0;
+  const double l_orig = add.forward_train(d.src, d.len, d.tgt_in, d.tgt_out);
+  const double l_copy = copy.forward_train(d.src, d.len, d.tgt_in, d.tgt_out);
+  CHECK(l_orig != l_copy);
+  (*copy.parameters()[0].value)(3, 0) -= 1.0;
+  CHECK(copy.forward_train(d.src, d.len, d.tgt_in, d.tgt_out) == doctest::Approx(l_orig).epsilon(1e-14));
 }
 
 TEST_CASE("Seq2Seq: attention rows sum to 1 over the valid source and are 0 on padding") {

@@ -84,9 +84,8 @@ struct Translation {
 };
 
 template <typename T, template <typename> class Score = AdditiveScore>
-class Seq2Seq {
+class Seq2Seq : public ModuleBase<T> {
  public:
-  using Scalar = T;
   using ScoreType = Score<T>;
 
   explicit Seq2Seq(Seq2SeqOptions opt, Generator& gen = default_generator())
@@ -104,7 +103,7 @@ class Seq2Seq {
     score_.check(name(), o_.dec_hidden, key_dim());
   }
 
-  std::string name() const { return std::string("Seq2Seq<") + Score<T>::kName + ">"; }
+  std::string name() const override { return std::string("Seq2Seq<") + Score<T>::kName + ">"; }
   const Seq2SeqOptions& options() const { return o_; }
   // Width of the keys the score sees: 2He, or Hd when the encoder states are projected.
   Index key_dim() const { return needs_key_proj() ? o_.dec_hidden : Dv_; }
@@ -355,7 +354,7 @@ class Seq2Seq {
   //   decoder.embedding.weight, decoder.attention.key_proj.weight (dot/scaled, 2He != Hd),
   //   decoder.attention.score.* (additive: W_q, W_k, v; general: W), decoder.cell.*,
   //   decoder.out.{weight,bias}
-  std::vector<Parameter<T>> parameters() {
+  std::vector<Parameter<T>> parameters() override {
     std::vector<Parameter<T>> ps;
     auto add = [&ps](std::vector<Parameter<T>> sub, const std::string& prefix) {
       prefix_names(sub, prefix);
@@ -371,14 +370,8 @@ class Seq2Seq {
     add(out_.parameters(), "decoder.out");
     return ps;
   }
-  void zero_grad() {
-    for (auto& p : parameters()) p.grad->setZero();
-  }
-  Index num_parameters() {
-    Index n = 0;
-    for (auto& p : parameters()) n += p.value->size();
-    return n;
-  }
+  // zero_grad(), num_parameters(), train()/eval() come from ModuleBase; the model has no
+  // dropout, and the decoding functions switch the decoder cell to eval mode themselves.
 
  private:
   static Seq2SeqOptions check_options(const Seq2SeqOptions& o) {
@@ -427,15 +420,15 @@ class Seq2Seq {
     const Index B = src.rows(), He = o_.enc_hidden;
     const auto& e = src_emb_.forward(Eigen::Map<const Labels>(src.data(), src.size()));  // (E1)
     const auto enc = enc_.forward(e, B, Matrix<T>(), lengths);                          // (E2)
-    enc_out_ = &enc.output;
-    keys_ = needs_key_proj() ? &key_proj_[0].forward(enc.output) : enc_out_;           // (E3)
+    Henc_ = enc.output;                                                                  // (B*Ts, 2He)
+    if (needs_key_proj()) Kp_ = key_proj_[0].forward(Henc_);                             // (E3)
     hcat_.resize(B, 2 * He);                                  // (B, 2He) [fwd ; bwd] final states
     hcat_.leftCols(He) = enc.h_n.topRows(B);
     hcat_.rightCols(He) = enc.h_n.bottomRows(B);
     h0_ = bridge_.forward(hcat_).array().tanh().matrix();     // (E4) (B, Hd)
   }
-  const Matrix<T>& enc_out() const { return *enc_out_; }  // (B*Ts, 2He) values
-  const Matrix<T>& keys() const { return *keys_; }        // (B*Ts, dk)
+  const Matrix<T>& enc_out() const { return Henc_; }                          // (B*Ts, 2He) values
+  const Matrix<T>& keys() const { return needs_key_proj() ? Kp_ : Henc_; }    // (B*Ts, dk)
 
   // (D2)-(D4) for the rows of q (n, Hd): row i attends to keys/values rows
   // [k0(i), k0(i) + len(i)). P (n, Ts): weights, zero beyond len(i); ctx (n, 2He).
@@ -470,8 +463,8 @@ class Seq2Seq {
   Linear<T> out_;
   CrossEntropyLoss<T> ce_;
 
-  const Matrix<T>* enc_out_ = nullptr;  // (B*Ts, 2He) the encoder's output buffer
-  const Matrix<T>* keys_ = nullptr;     // (B*Ts, dk)  enc_out_ or key_proj_'s output
+  Matrix<T> Henc_;      // (B*Ts, 2He) encoder states: the values, and the keys unless projected
+  Matrix<T> Kp_;        // (B*Ts, Hd) projected keys (dot/scaled with 2He != Hd)
   bool have_forward_ = false;
   Index B_ = 0, Ts_ = 0, To_ = 0;
   T loss_ = 0;
