@@ -260,3 +260,19 @@ TEST_CASE("SelfAttention: a Module, gradient-checked with check_module, fused an
   sa.eval();
   CHECK_FALSE(sa.mha().training());
 }
+
+TEST_CASE("Attention classes share ModuleBase: parameters, zero_grad, train/eval by base pointer") {
+  heed::Generator gen(1);
+  heed::MultiheadAttention<float> mha(8, 2, {}, gen);
+  heed::Attention<float, heed::AdditiveScore> add(heed::AdditiveScore<float>(4, 4, 3, gen));
+  heed::FusedAttention<float> fused;
+  std::vector<heed::ModuleBase<float>*> ms{&mha, &add, &fused};
+  for (auto* m : ms) {
+    m->eval();
+    CHECK_FALSE(m->training());
+    m->zero_grad();
+  }
+  CHECK(ms[0]->num_parameters() == 4 * 8 * 8 + 4 * 8);
+  CHECK(ms[1]->name() == "Attention<Additive>");
+  CHECK(ms[2]->parameters().empty());
+}

@@ -6,8 +6,8 @@
 //   C_b = dropout(P_b) V_b              (Tq, dv)  = the context returned by forward
 //
 // Batch-first as everywhere in heed: queries (B*Tq, dq), keys (B*Tk, dk), values (B*Tk, dv),
-// sample b's rows contiguous. It takes three inputs, so it is not a Module<T>, but it keeps the
-// Module method names (forward, backward, parameters, zero_grad, train, eval).
+// sample b's rows contiguous. It takes three inputs, so it is a ModuleBase<T> (parameters,
+// zero_grad, train/eval) rather than a single-input Module<T>.
 // weights() are the softmax probabilities *before* dropout (PyTorch returns them after).
 #include <string>
 #include <vector>
@@ -30,9 +30,8 @@ struct AttentionGrads {
 };
 
 template <typename T, template <typename> class Score = ScaledDotProductScore>
-class Attention {
+class Attention : public ModuleBase<T> {
  public:
-  using Scalar = T;
   using ScoreType = Score<T>;
 
   explicit Attention(Score<T> score = Score<T>(), double dropout = 0.0,
@@ -64,7 +63,7 @@ class Attention {
     }
     detail::masked_softmax_rows<T>(P_);  // (3) P = softmax(S)
 
-    dropout_active_ = training_ && p_ > 0.0;
+    dropout_active_ = this->training_ && p_ > 0.0;
     const Matrix<T>* Pused = &P_;
     if (dropout_active_) {
       const T keep_scale = static_cast<T>(1.0 / (1.0 - p_));
@@ -106,14 +105,10 @@ class Attention {
     return {dQ_, dK_, dV_};
   }
 
-  std::vector<Parameter<T>> parameters() { return score_.parameters(); }
-  void zero_grad() {
-    for (auto& p : parameters()) p.grad->setZero();
+  std::vector<Parameter<T>> parameters() override { return score_.parameters(); }
+  std::string name() const override {
+    return std::string("Attention<") + Score<T>::kName + ">";
   }
-  void train(bool on = true) { training_ = on; }
-  void eval() { train(false); }
-  bool training() const { return training_; }
-  std::string name() const { return std::string("Attention<") + Score<T>::kName + ">"; }
 
   // Attention weights of the last forward, (B*Tq, Tk): row b*Tq + i is how much query i of
   // sample b attended to each key; rows sum to 1 (0 for fully masked rows).
@@ -126,7 +121,6 @@ class Attention {
   Score<T> score_;
   double p_;
   Generator* gen_;
-  bool training_ = true;
   bool dropout_active_ = false;
   Index B_ = 0, Tq_ = 0, Tk_ = 0;
   Matrix<T> Q_;       // (B*Tq, dq)

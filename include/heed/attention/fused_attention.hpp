@@ -160,9 +160,8 @@ void for_each_slice(Index n, [[maybe_unused]] double flops,
 //   forward(queries (B*Tq, d), keys (B*Tk, d), values (B*Tk, dv), B, masks) -> (B*Tq, dv)
 //   backward(dout (B*Tq, dv)) -> {dquery, dkey, dvalue}
 template <typename T>
-class FusedAttention {
+class FusedAttention : public ModuleBase<T> {
  public:
-  using Scalar = T;
 
   explicit FusedAttention(std::optional<double> scale = std::nullopt, Index tile = 64)
       : scale_(scale), tile_(tile) {
@@ -219,9 +218,7 @@ class FusedAttention {
   // Per-row log-sum-exp of the masked, scaled scores, (B*Tq); -inf for fully masked rows.
   const Vector<T>& logsumexp() const { return lse_; }
   Index tile() const { return tile_; }
-  std::vector<Parameter<T>> parameters() { return {}; }
-  void zero_grad() {}
-  std::string name() const { return "FusedAttention"; }
+  std::string name() const override { return "FusedAttention"; }
 
  private:
   // Multiply-adds of one forward, to decide whether threads pay off.

@@ -59,9 +59,8 @@ struct MultiheadAttentionOutput {
 };
 
 template <typename T>
-class MultiheadAttention {
+class MultiheadAttention : public ModuleBase<T> {
  public:
-  using Scalar = T;
 
   MultiheadAttention(Index embed_dim, Index num_heads, MultiheadAttentionOptions opts = {},
                      Generator& gen = default_generator())
@@ -134,7 +133,7 @@ class MultiheadAttention {
     project(xk_, Wk(), 1, Kp_);  // (2) Kp = key W_k^T + b_k     (B*Tk, E)
     project(xv_, Wv(), 2, Vp_);  // (3) Vp = value W_v^T + b_v   (B*Tk, E)
 
-    dropout_active_ = training_ && opts_.dropout > 0.0;
+    dropout_active_ = this->training_ && opts_.dropout > 0.0;
     fused_ = !args.need_weights && !dropout_active_;
     ctx_.resize(B * Tq_, E_);  // (B*Tq, E) heads side by side
     if (fused_) {
@@ -253,7 +252,7 @@ class MultiheadAttention {
   }
 
   // PyTorch state_dict names and order.
-  std::vector<Parameter<T>> parameters() {
+  std::vector<Parameter<T>> parameters() override {
     std::vector<Parameter<T>> ps;
     if (packed_) {
       ps.push_back({"in_proj_weight", &in_w_, &din_w_});
@@ -267,18 +266,7 @@ class MultiheadAttention {
     if (opts_.bias) ps.push_back({"out_proj.bias", &out_b_, &dout_b_});
     return ps;
   }
-  void zero_grad() {
-    for (auto& p : parameters()) p.grad->setZero();
-  }
-  Index num_parameters() {
-    Index n = 0;
-    for (auto& p : parameters()) n += p.value->size();
-    return n;
-  }
-  void train(bool on = true) { training_ = on; }
-  void eval() { train(false); }
-  bool training() const { return training_; }
-  std::string name() const { return "MultiheadAttention"; }
+  std::string name() const override { return "MultiheadAttention"; }
 
   Index embed_dim() const { return E_; }
   Index num_heads() const { return H_; }
@@ -340,7 +328,6 @@ class MultiheadAttention {
   MultiheadAttentionOptions opts_;
   Generator* gen_;
   bool packed_ = true;
-  bool training_ = true;
   bool dropout_active_ = false;
   bool fused_ = false;
   bool per_head_weights_ = false;
