@@ -2,5 +2,6 @@
 // Tensors, errors, the module interface and seeded random numbers.
 #include "core/error.hpp"
 #include "core/module.hpp"
+#include "core/parallel.hpp"
 #include "core/random.hpp"
 #include "core/tensor.hpp"

@@ -129,25 +129,49 @@ TEST_CASE("FusedAttention: scale override and causal with Tq > Tk") {
   CHECK(fused.tile() == 4);
 }
 
-TEST_CASE("FusedAttention and MultiheadAttention: threaded slices are bit-identical to serial") {
+// Threads split the work by (sample, head) slice, each slice computed as in the serial loop, so
+// every path must give the same bits with 1 and 2 threads, masks and dropout included.
+TEST_CASE("attention paths: threaded slices are bit-identical to serial") {
+  static_assert(heed::detail::score_is_stateless<heed::ScaledDotProductScore<float>>);
+  static_assert(heed::detail::score_is_stateless<heed::DotProductScore<float>>);
+  static_assert(!heed::detail::score_is_stateless<heed::AdditiveScore<float>>);  // scratch
+  static_assert(!heed::detail::score_is_stateless<heed::GeneralScore<float>>);   // dW +=
 #ifdef _OPENMP
   auto q = randn<float>(4 * 128, 32, 1), k = randn<float>(4 * 96, 32, 2),
        v = randn<float>(4 * 96, 32, 3), dout = randn<float>(4 * 128, 32, 4);
+  heed::BoolMatrix pad = heed::BoolMatrix::Zero(4, 96);
+  pad.rightCols(10).setConstant(true);
   auto run = [&](int threads) {
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(threads);
+    const int saved = Eigen::nbThreads();
+    Eigen::setNbThreads(threads);
+    std::vector<Matrix<float>> r;
     heed::FusedAttention<float> fa;
-    Matrix<float> o = fa.forward(q, k, v, 4, {.is_causal = true});
-    Matrix<float> dq = fa.backward(dout).dquery;
-    heed::Generator gen(3);
-    heed::MultiheadAttention<float> mha(32, 4, {}, gen);
-    Matrix<float> mo = mha.forward(q, k, v, 4, {.need_weights = false}).output;
-    Matrix<float> mdk = mha.backward(dout).dkey;
-    omp_set_num_threads(saved);
-    return std::vector<Matrix<float>>{o, dq, mo, mdk};
+    r.push_back(fa.forward(q, k, v, 4, {.is_causal = true}));
+    r.push_back(fa.backward(dout).dquery);
+    for (bool weights : {false, true}) {  // fused, then plain with dropout
+      heed::Generator gen(3);
+      heed::MultiheadAttention<float> mha(32, 4, {.dropout = weights ? 0.2 : 0.0}, gen);
+      auto out = mha.forward(q, k, v, 4, {.key_padding_mask = &pad, .need_weights = weights});
+      CHECK(mha.used_fused() == !weights);
+      r.push_back(out.output);
+      r.push_back(mha.backward(dout).dkey);
+    }
+    heed::Generator gen(5);
+    heed::Attention<float> att(heed::ScaledDotProductScore<float>(), 0.1, gen);
+    r.push_back(att.forward(q, k, v, 4, {.key_padding_mask = &pad}));
+    auto g = att.backward(dout);
+    r.push_back(g.dquery);
+    r.push_back(g.dkey);
+    r.push_back(g.dvalue);
+    Eigen::setNbThreads(saved);
+    return r;
   };
   const auto serial = run(1), threaded = run(2);
-  for (std::size_t i = 0; i < serial.size(); ++i) CHECK(serial[i] == threaded[i]);
+  REQUIRE(serial.size() == threaded.size());
+  for (std::size_t i = 0; i < serial.size(); ++i) {
+    CAPTURE(i);
+    CHECK(serial[i] == threaded[i]);
+  }
 #else
   MESSAGE("built without OpenMP: nothing to compare");
 #endif

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../core/module.hpp"
+#include "../core/parallel.hpp"
 #include "../core/random.hpp"
 #include "masks.hpp"
 #include "scaled_dot_product_score.hpp"
@@ -22,6 +23,12 @@ namespace heed {
 // Gradients returned by the 3-input attention modules: auto [dq, dk, dv] = att.backward(dc);
 // When the same matrix was passed as queries, keys and values (self-attention), its gradient
 // is dq + dk + dv: summing them is the caller's job.
+namespace detail {
+// Score::kStateless, false when the score does not declare it.
+template <class S>
+inline constexpr bool score_is_stateless = requires { requires S::kStateless; };
+}  // namespace detail
+
 template <typename T>
 struct AttentionGrads {
   const Matrix<T>& dquery;
@@ -55,29 +62,32 @@ class Attention : public ModuleBase<T> {
     V_ = values;   // (B*Tk, dv)
     const Index dv = values.cols();
 
-    P_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)
-    for (Index b = 0; b < B; ++b) {
-      auto Sb = P_.middleRows(b * Tq_, Tq_);
-      score_.forward(Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_), Sb);  // (1) S
-      detail::apply_masks<T>(masks, b, 0, 0, Sb);                                      // (2) mask
-    }
-    detail::masked_softmax_rows<T>(P_);  // (3) P = softmax(S)
-
+    // The dropout mask is drawn first, serially, so the random stream does not depend on the
+    // thread count; drawing it before the scores does not change which numbers are drawn.
     dropout_active_ = this->training_ && p_ > 0.0;
-    const Matrix<T>* Pused = &P_;
     if (dropout_active_) {
       const T keep_scale = static_cast<T>(1.0 / (1.0 - p_));
       M_.resize(B * Tq_, Tk_);  // (B*Tq, Tk): 0 or 1/(1-p), inverted dropout
       for (Index i = 0; i < M_.size(); ++i)
         M_.data()[i] = gen_->uniform() < p_ ? T(0) : keep_scale;
-      Pd_.resize(B * Tq_, Tk_);
-      Pd_ = P_.cwiseProduct(M_);  // (4) Pd = P .* M
-      Pused = &Pd_;
+      Pd_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)
     }
-    C_.resize(B * Tq_, dv);  // (B*Tq, dv)
-    for (Index b = 0; b < B; ++b)  // (5) C_b = Pd_b V_b
-      C_.middleRows(b * Tq_, Tq_).noalias() =
-          Pused->middleRows(b * Tq_, Tq_) * V_.middleRows(b * Tk_, Tk_);
+    P_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)
+    C_.resize(B * Tq_, dv);   // (B*Tq, dv)
+    for_each_sample(2.0 * dv, [&](Index b, Matrix<T>&) {
+      auto Sb = P_.middleRows(b * Tq_, Tq_);  // (Tq, Tk)
+      score_.forward(Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_), Sb);  // (1) S
+      detail::apply_masks<T>(masks, b, 0, 0, Sb);                                      // (2) mask
+      detail::masked_softmax_rows<T>(Sb);  // (3) P = softmax(S)
+      auto Cb = C_.middleRows(b * Tq_, Tq_);
+      if (dropout_active_) {
+        auto Pdb = Pd_.middleRows(b * Tq_, Tq_);
+        Pdb = Sb.cwiseProduct(M_.middleRows(b * Tq_, Tq_));  // (4) Pd = P .* M
+        Cb.noalias() = Pdb * V_.middleRows(b * Tk_, Tk_);    // (5) C = Pd V   (Tq,Tk)(Tk,dv)
+      } else {
+        Cb.noalias() = Sb * V_.middleRows(b * Tk_, Tk_);     // (5) C = P V
+      }
+    });
     return C_;
   }
 
@@ -88,20 +98,20 @@ class Attention : public ModuleBase<T> {
     dQ_.resize(Q_.rows(), Q_.cols());
     dK_.resize(K_.rows(), K_.cols());
     dV_.resize(V_.rows(), V_.cols());
-    dP_.resize(Tq_, Tk_);  // (Tq, Tk) one sample at a time
     const Matrix<T>& Pused = dropout_active_ ? Pd_ : P_;
-    for (Index b = 0; b < B_; ++b) {
+    for_each_sample(4.0 * V_.cols(), [&](Index b, Matrix<T>& dP) {
       const auto dC = dcontext.middleRows(b * Tq_, Tq_);  // (Tq, dv)
       const auto Vb = V_.middleRows(b * Tk_, Tk_);        // (Tk, dv)
       dV_.middleRows(b * Tk_, Tk_).noalias() =
           Pused.middleRows(b * Tq_, Tq_).transpose() * dC;  // d of (5) wrt V: (Tk,Tq)(Tq,dv)
-      dP_.noalias() = dC * Vb.transpose();                 // d of (5) wrt Pd: (Tq,dv)(dv,Tk)
-      if (dropout_active_) dP_.array() *= M_.middleRows(b * Tq_, Tq_).array();  // d of (4)
-      detail::masked_softmax_backward_rows<T>(P_.middleRows(b * Tq_, Tq_), dP_);  // d of (3)
+      dP.resize(Tq_, Tk_);                                  // (Tq, Tk) per-thread scratch
+      dP.noalias() = dC * Vb.transpose();                   // d of (5) wrt Pd: (Tq,dv)(dv,Tk)
+      if (dropout_active_) dP.array() *= M_.middleRows(b * Tq_, Tq_).array();  // d of (4)
+      detail::masked_softmax_backward_rows<T>(P_.middleRows(b * Tq_, Tq_), dP);  // d of (3)
       // d of (2) is the identity on unmasked entries, and masked ones have dS = 0 already.
-      score_.backward(Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_), dP_,
+      score_.backward(Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_), dP,
                       dQ_.middleRows(b * Tq_, Tq_), dK_.middleRows(b * Tk_, Tk_));  // d of (1)
-    }
+    });
     return {dQ_, dK_, dV_};
   }
 
@@ -118,6 +128,20 @@ class Attention : public ModuleBase<T> {
   Generator& generator() { return *gen_; }
 
  private:
+  // Runs f(b, scratch) for every sample: on several threads when the score keeps no state
+  // (kStateless), else serially, with Eigen threading each product. `per_entry` = multiply-adds
+  // per (query, key) pair beyond the score, to judge whether threads pay off.
+  template <class F>
+  void for_each_sample(double per_entry, F&& f) {
+    const double flops = per_entry * static_cast<double>(B_ * Tq_) * static_cast<double>(Tk_);
+    if constexpr (detail::score_is_stateless<Score<T>>) {
+      detail::for_each_slice(B_, flops, dP_, f);
+    } else {
+      if (dP_.empty()) dP_.resize(1);
+      for (Index b = 0; b < B_; ++b) f(b, dP_[0]);
+    }
+  }
+
   Score<T> score_;
   double p_;
   Generator* gen_;
@@ -130,7 +154,7 @@ class Attention : public ModuleBase<T> {
   Matrix<T> M_;       // (B*Tq, Tk) dropout mask, only in training with dropout > 0
   Matrix<T> Pd_;      // (B*Tq, Tk) dropped-out weights
   Matrix<T> C_;       // (B*Tq, dv)
-  Matrix<T> dP_;      // (Tq, Tk) per-sample scratch
+  std::vector<Matrix<T>> dP_;  // (Tq, Tk) per-thread scratch
   Matrix<T> dQ_;      // (B*Tq, dq)
   Matrix<T> dK_;      // (B*Tk, dk)
   Matrix<T> dV_;      // (B*Tk, dv)

@@ -8,6 +8,9 @@
 //   void forward(Q, K, Ref<Matrix<T>> S);                       // S  = score(Q, K)
 //   void backward(Q, K, dS, Ref<Matrix<T>> dQ, Ref<Matrix<T>> dK);  // dQ, dK overwritten
 //   std::vector<Parameter<T>> parameters();
+//   static constexpr bool kStateless;   // optional, default false: true when forward/backward
+//                                       // touch no member (no scratch, no gradients), so
+//                                       // Attention may run samples on several threads
 //
 // DotProductScore: S = Q K^T (Luong "dot"). Needs dq == dk; no parameters.
 #include <string>
@@ -21,6 +24,7 @@ template <typename T>
 class DotProductScore {
  public:
   static constexpr const char* kName = "DotProduct";
+  static constexpr bool kStateless = true;
 
   void check(const std::string& who, Index dq, Index dk) const {
     if (dq != dk)

@@ -15,11 +15,9 @@
 #include <optional>
 #include <string>
 #include <vector>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "../core/module.hpp"
+#include "../core/parallel.hpp"
 #include "attention.hpp"
 #include "masks.hpp"
 
@@ -135,25 +133,6 @@ void flash_backward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T
   }
 }
 
-// Runs f(i, scratch) for every (sample, head) slice i in [0, n). Slices write disjoint rows or
-// blocks, so with OpenMP they run in parallel, each thread with its own scratch, and the
-// results are bit-identical to the serial loop. Small jobs (`flops` below ~1M) stay serial:
-// thread start-up would cost more than it saves.
-template <typename T, class F>
-void for_each_slice(Index n, [[maybe_unused]] double flops,
-                    std::vector<FlashScratch<T>>& scratch, F&& f) {
-#ifdef _OPENMP
-  if (n > 1 && flops > 1e6 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
-    scratch.resize(std::max<std::size_t>(scratch.size(), omp_get_max_threads()));
-#pragma omp parallel for schedule(dynamic, 1)
-    for (Index i = 0; i < n; ++i) f(i, scratch[omp_get_thread_num()]);
-    return;
-  }
-#endif
-  if (scratch.empty()) scratch.resize(1);
-  for (Index i = 0; i < n; ++i) f(i, scratch[0]);
-}
-
 }  // namespace detail
 
 // FusedAttention<T>: batched scaled dot-product attention through the tiled kernel.
@@ -163,7 +142,7 @@ template <typename T>
 class FusedAttention : public ModuleBase<T> {
  public:
 
-  explicit FusedAttention(std::optional<double> scale = std::nullopt, Index tile = 64)
+  explicit FusedAttention(std::optional<double> scale = std::nullopt, Index tile = 128)
       : scale_(scale), tile_(tile) {
     detail::require(tile > 0, "FusedAttention",
                     "tile must be positive, got " + std::to_string(tile));
@@ -188,7 +167,7 @@ class FusedAttention : public ModuleBase<T> {
     O_.resize(B * Tq_, values.cols());  // (B*Tq, dv)
     lse_.resize(B * Tq_);               // (B*Tq)
     const T s = scale(keys.cols());
-    detail::for_each_slice<T>(B, flops(), scratch_, [&](Index b, detail::FlashScratch<T>& sc) {
+    detail::for_each_slice(B, flops(), scratch_, [&](Index b, detail::FlashScratch<T>& sc) {
       detail::flash_forward<T>(Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_),
                                V_.middleRows(b * Tk_, Tk_), s, masks_, b, tile_,
                                O_.middleRows(b * Tq_, Tq_), lse_.segment(b * Tq_, Tq_), sc);
@@ -202,7 +181,7 @@ class FusedAttention : public ModuleBase<T> {
     dK_.resize(K_.rows(), K_.cols());
     dV_.resize(V_.rows(), V_.cols());
     const T s = scale(K_.cols());
-    detail::for_each_slice<T>(B_, 2 * flops(), scratch_, [&](Index b, detail::FlashScratch<T>& sc) {
+    detail::for_each_slice(B_, 2 * flops(), scratch_, [&](Index b, detail::FlashScratch<T>& sc) {
       detail::flash_backward<T>(
           Q_.middleRows(b * Tq_, Tq_), K_.middleRows(b * Tk_, Tk_), V_.middleRows(b * Tk_, Tk_),
           O_.middleRows(b * Tq_, Tq_), lse_.segment(b * Tq_, Tq_), dout.middleRows(b * Tq_, Tq_),

@@ -140,7 +140,7 @@ class MultiheadAttention : public ModuleBase<T> {
       lse_.resize(B * H_ * Tq_);  // (B*H*Tq)
       P_.resize(0, Tk_);
       // (4) ctx_bh = softmax(Qp_bh Kp_bh^T * scale) Vp_bh, slice i = b*H + h
-      detail::for_each_slice<T>(B * H_, flops(), flash_, [&](Index i, detail::FlashScratch<T>& sc) {
+      detail::for_each_slice(B * H_, flops(), flash_, [&](Index i, detail::FlashScratch<T>& sc) {
         const Index b = i / H_, h = i % H_;
         detail::flash_forward<T>(qh(Qp_, b, h), kh(Kp_, b, h), kh(Vp_, b, h), scale, masks_, b,
                                  kTile, ctx_.block(b * Tq_, h * hd_, Tq_, hd_),
@@ -155,22 +155,23 @@ class MultiheadAttention : public ModuleBase<T> {
           M_.data()[i] = gen_->uniform() < opts_.dropout ? T(0) : keep_scale;
         Pd_.resize(B * H_ * Tq_, Tk_);
       }
-      for (Index b = 0; b < B; ++b)
-        for (Index h = 0; h < H_; ++h) {
-          auto P = P_.middleRows((b * H_ + h) * Tq_, Tq_);  // (Tq, Tk)
-          P.noalias() = qh(Qp_, b, h) * kh(Kp_, b, h).transpose();  // (4a) S = Qp Kp^T * scale
-          P *= scale;
-          detail::apply_masks<T>(masks_, b, 0, 0, P);  // (4b) masks
-          detail::masked_softmax_rows<T>(P);           // (4c) P = softmax(S)
-          auto ctx = ctx_.block(b * Tq_, h * hd_, Tq_, hd_);
-          if (dropout_active_) {
-            auto Pd = Pd_.middleRows((b * H_ + h) * Tq_, Tq_);
-            Pd = P.cwiseProduct(M_.middleRows((b * H_ + h) * Tq_, Tq_));  // (4d) Pd = P .* M
-            ctx.noalias() = Pd * kh(Vp_, b, h);                           // (4e) ctx = Pd Vp
-          } else {
-            ctx.noalias() = P * kh(Vp_, b, h);  // (4e) ctx = P Vp   (Tq, Tk)(Tk, hd)
-          }
+      // (4) per slice i = b*H + h, one thread per slice
+      detail::for_each_slice(B * H_, flops(), dP_, [&](Index i, Matrix<T>&) {
+        const Index b = i / H_, h = i % H_;
+        auto P = P_.middleRows(i * Tq_, Tq_);                     // (Tq, Tk)
+        P.noalias() = qh(Qp_, b, h) * kh(Kp_, b, h).transpose();  // (4a) S = Qp Kp^T * scale
+        P *= scale;
+        detail::apply_masks<T>(masks_, b, 0, 0, P);  // (4b) masks
+        detail::masked_softmax_rows<T>(P);           // (4c) P = softmax(S)
+        auto ctx = ctx_.block(b * Tq_, h * hd_, Tq_, hd_);
+        if (dropout_active_) {
+          auto Pd = Pd_.middleRows(i * Tq_, Tq_);
+          Pd = P.cwiseProduct(M_.middleRows(i * Tq_, Tq_));  // (4d) Pd = P .* M
+          ctx.noalias() = Pd * kh(Vp_, b, h);                // (4e) ctx = Pd Vp
+        } else {
+          ctx.noalias() = P * kh(Vp_, b, h);  // (4e) ctx = P Vp   (Tq, Tk)(Tk, hd)
         }
+      });
     }
     out_.resize(B * Tq_, E_);
     out_.noalias() = ctx_ * out_w_.transpose();  // (5) out = ctx W_o^T + b_o
@@ -211,7 +212,7 @@ class MultiheadAttention : public ModuleBase<T> {
     dKp_.resize(Kp_.rows(), E_);  // (B*Tk, E)
     dVp_.resize(Vp_.rows(), E_);  // (B*Tk, E)
     if (fused_) {  // d of (4), tile by tile, slice i = b*H + h
-      detail::for_each_slice<T>(B_ * H_, 2 * flops(), flash_,
+      detail::for_each_slice(B_ * H_, 2 * flops(), flash_,
                                 [&](Index i, detail::FlashScratch<T>& sc) {
         const Index b = i / H_, h = i % H_;
         detail::flash_backward<T>(qh(Qp_, b, h), kh(Kp_, b, h), kh(Vp_, b, h),
@@ -224,26 +225,26 @@ class MultiheadAttention : public ModuleBase<T> {
                                   dVp_.block(b * Tk_, h * hd_, Tk_, hd_), sc);
       });
     } else {
-      for (Index b = 0; b < B_; ++b)
-        for (Index h = 0; h < H_; ++h) {
-          const auto dctx = dctx_.block(b * Tq_, h * hd_, Tq_, hd_);  // (Tq, hd)
-          auto dQ = dQp_.block(b * Tq_, h * hd_, Tq_, hd_);
-          auto dK = dKp_.block(b * Tk_, h * hd_, Tk_, hd_);
-          auto dV = dVp_.block(b * Tk_, h * hd_, Tk_, hd_);
-          const auto P = P_.middleRows((b * H_ + h) * Tq_, Tq_);  // (Tq, Tk)
-          dP_.resize(Tq_, Tk_);
-          dP_.noalias() = dctx * kh(Vp_, b, h).transpose();  // d of (4e) wrt P: (Tq,hd)(hd,Tk)
-          if (dropout_active_) {
-            dV.noalias() = Pd_.middleRows((b * H_ + h) * Tq_, Tq_).transpose() * dctx;  // d (4e)
-            dP_.array() *= M_.middleRows((b * H_ + h) * Tq_, Tq_).array();              // d (4d)
-          } else {
-            dV.noalias() = P.transpose() * dctx;  // d of (4e) wrt Vp: (Tk,Tq)(Tq,hd)
-          }
-          detail::masked_softmax_backward_rows<T>(P, dP_);  // d of (4c): dP -> dS
-          dP_ *= scale;                                      // d of (4a) through "* scale"
-          dQ.noalias() = dP_ * kh(Kp_, b, h);                // d of (4a) wrt Qp: (Tq,Tk)(Tk,hd)
-          dK.noalias() = dP_.transpose() * qh(Qp_, b, h);    // d of (4a) wrt Kp: (Tk,Tq)(Tq,hd)
+      detail::for_each_slice(B_ * H_, 2 * flops(), dP_, [&](Index i, Matrix<T>& dP) {
+        const Index b = i / H_, h = i % H_;
+        const auto dctx = dctx_.block(b * Tq_, h * hd_, Tq_, hd_);  // (Tq, hd)
+        auto dQ = dQp_.block(b * Tq_, h * hd_, Tq_, hd_);
+        auto dK = dKp_.block(b * Tk_, h * hd_, Tk_, hd_);
+        auto dV = dVp_.block(b * Tk_, h * hd_, Tk_, hd_);
+        const auto P = P_.middleRows(i * Tq_, Tq_);  // (Tq, Tk)
+        dP.resize(Tq_, Tk_);
+        dP.noalias() = dctx * kh(Vp_, b, h).transpose();  // d of (4e) wrt P: (Tq,hd)(hd,Tk)
+        if (dropout_active_) {
+          dV.noalias() = Pd_.middleRows(i * Tq_, Tq_).transpose() * dctx;  // d of (4e) wrt Vp
+          dP.array() *= M_.middleRows(i * Tq_, Tq_).array();               // d of (4d)
+        } else {
+          dV.noalias() = P.transpose() * dctx;  // d of (4e) wrt Vp: (Tk,Tq)(Tq,hd)
         }
+        detail::masked_softmax_backward_rows<T>(P, dP);  // d of (4c): dP -> dS
+        dP *= scale;                                      // d of (4a) through "* scale"
+        dQ.noalias() = dP * kh(Kp_, b, h);                // d of (4a) wrt Qp: (Tq,Tk)(Tk,hd)
+        dK.noalias() = dP.transpose() * qh(Qp_, b, h);    // d of (4a) wrt Kp: (Tk,Tq)(Tq,hd)
+      });
     }
     project_backward(xq_, Wq(), dWq(), 0, dQp_, dq_);  // d of (1)
     project_backward(xk_, Wk(), dWk(), 1, dKp_, dk_);  // d of (2)
@@ -279,7 +280,7 @@ class MultiheadAttention : public ModuleBase<T> {
   // Weights of the last forward (see MultiheadAttentionOutput), empty if not requested.
   const Matrix<T>& weights() const { return per_head_weights_ ? P_ : weights_; }
 
-  static constexpr Index kTile = 64;
+  static constexpr Index kTile = 128;
 
  private:
   // Multiply-adds of the attention core of one forward, to decide whether threads pay off.
@@ -352,7 +353,7 @@ class MultiheadAttention : public ModuleBase<T> {
   Matrix<T> weights_;                   // (B*Tq, Tk) head-averaged weights
   Matrix<T> dctx_;                      // (B*Tq, E)
   Matrix<T> dQp_, dKp_, dVp_;           // like Qp_, Kp_, Vp_
-  Matrix<T> dP_;                        // (Tq, Tk) per-head scratch
+  std::vector<Matrix<T>> dP_;           // (Tq, Tk) per-thread scratch, plain backward
   Matrix<T> dq_, dk_, dv_;              // like xq_, xk_, xv_
   std::vector<detail::FlashScratch<T>> flash_;  // one per thread
 };

@@ -14,6 +14,7 @@ template <typename T>
 class ScaledDotProductScore {
  public:
   static constexpr const char* kName = "ScaledDotProduct";
+  static constexpr bool kStateless = true;
 
   explicit ScaledDotProductScore(std::optional<double> scale = std::nullopt) : scale_(scale) {
     if (scale_ && !std::isfinite(*scale_))
