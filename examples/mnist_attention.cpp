@@ -36,9 +36,8 @@
 #include <memory>
 #include <string>
 #include <vector>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "common.hpp"
 
 namespace {
 
@@ -70,37 +69,28 @@ struct Args {
   int num_maps = 8;
 };
 
-[[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr,
-               "mnist_attention: %s\nusage: mnist_attention [--data DIR] [--epochs N] "
-               "[--batch-size N] [--lr X] [--seed N] [--threads N] [--maps DIR] [--num-maps N]\n",
-               msg);
-  std::exit(2);
-}
+const examples::Usage kUsage{"mnist_attention",
+                             "mnist_attention [--data DIR] [--epochs N] [--batch-size N] [--lr X] "
+                             "[--seed N] [--threads N] [--maps DIR] [--num-maps N]\n",
+                             "train a patch transformer with attention pooling on MNIST"};
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "-h" || k == "--help") usage("train a patch transformer with attention pooling on MNIST");
-    if (i + 1 >= argc) usage(("missing value for " + k).c_str());
-    const std::string v = argv[++i];
-    try {
-      if (k == "--data") a.data = v;
-      else if (k == "--maps") a.maps = v;
-      else if (k == "--epochs") a.epochs = std::stoi(v);
-      else if (k == "--batch-size") a.batch_size = std::stol(v);
-      else if (k == "--lr") a.lr = std::stod(v);
-      else if (k == "--seed") a.seed = std::stoull(v);
-      else if (k == "--threads") a.threads = std::stoi(v);
-      else if (k == "--num-maps") a.num_maps = std::stoi(v);
-      else usage(("unknown flag " + k).c_str());
-    } catch (const std::logic_error&) {
-      usage(("bad value '" + v + "' for " + k).c_str());
-    }
-  }
+  examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
+    if (k == "--data") a.data = v;
+    else if (k == "--maps") a.maps = v;
+    else if (k == "--epochs") a.epochs = std::stoi(v);
+    else if (k == "--batch-size") a.batch_size = std::stol(v);
+    else if (k == "--lr") a.lr = std::stod(v);
+    else if (k == "--seed") a.seed = std::stoull(v);
+    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--num-maps") a.num_maps = std::stoi(v);
+    else return false;
+    return true;
+  });
   if (a.epochs < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0 || a.num_maps < 0)
-    usage("--epochs, --batch-size and --lr must be positive, --threads and --num-maps >= 0");
+    examples::usage_error(
+        kUsage, "--epochs, --batch-size and --lr must be positive, --threads and --num-maps >= 0");
   return a;
 }
 
@@ -368,10 +358,7 @@ void write_map(const std::string& path, const std::uint8_t* pixels, const Scalar
 
 int main(int argc, char** argv) try {
   const Args args = parse(argc, argv);
-#ifdef _OPENMP
-  if (args.threads > 0) omp_set_num_threads(args.threads);
-#endif
-  if (args.threads > 0) Eigen::setNbThreads(args.threads);
+  examples::set_threads(args.threads);
 
   const auto t_load = std::chrono::steady_clock::now();
   const heed::MnistData mnist = heed::load_mnist(args.data);

@@ -26,9 +26,8 @@
 #include <heed/heed.hpp>
 #include <iostream>
 #include <string>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "common.hpp"
 
 namespace {
 
@@ -49,41 +48,32 @@ struct Args {
   std::string resume;  // checkpoint to continue from ("" = start fresh)
 };
 
-[[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr,
-               "mnist_mlp: %s\nusage: mnist_mlp [--data DIR] [--epochs N] [--batch-size N] "
-               "[--lr X] [--seed N] [--threads N] [--recipe article|improved]\n"
-               "                 [--save PATH] [--resume PATH]\n",
-               msg);
-  std::exit(2);
-}
+const examples::Usage kUsage{"mnist_mlp",
+                             "mnist_mlp [--data DIR] [--epochs N] [--batch-size N] [--lr X] "
+                             "[--seed N] [--threads N] [--recipe article|improved]\n"
+                             "                 [--save PATH] [--resume PATH]\n",
+                             "train the article's MNIST classifier"};
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "-h" || k == "--help") usage("train the article's MNIST classifier");
-    if (i + 1 >= argc) usage(("missing value for " + k).c_str());
-    const std::string v = argv[++i];
-    try {
-      if (k == "--data") a.data = v;
-      else if (k == "--recipe") a.recipe = v;
-      else if (k == "--epochs") a.epochs = std::stoi(v);
-      else if (k == "--batch-size") a.batch_size = std::stol(v);
-      else if (k == "--lr") a.lr = std::stod(v);
-      else if (k == "--seed") a.seed = std::stoull(v);
-      else if (k == "--threads") a.threads = std::stoi(v);
-      else if (k == "--save") a.save = v;
-      else if (k == "--resume") a.resume = v;
-      else usage(("unknown flag " + k).c_str());
-    } catch (const std::logic_error&) {
-      usage(("bad value '" + v + "' for " + k).c_str());
-    }
-  }
-  if (a.recipe != "article" && a.recipe != "improved") usage("--recipe is article or improved");
+  examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
+    if (k == "--data") a.data = v;
+    else if (k == "--recipe") a.recipe = v;
+    else if (k == "--epochs") a.epochs = std::stoi(v);
+    else if (k == "--batch-size") a.batch_size = std::stol(v);
+    else if (k == "--lr") a.lr = std::stod(v);
+    else if (k == "--seed") a.seed = std::stoull(v);
+    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--save") a.save = v;
+    else if (k == "--resume") a.resume = v;
+    else return false;
+    return true;
+  });
+  if (a.recipe != "article" && a.recipe != "improved")
+    examples::usage_error(kUsage, "--recipe is article or improved");
   if (a.epochs == -1) a.epochs = a.recipe == "article" ? 10 : 30;
   if (a.epochs < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0)
-    usage("--epochs, --batch-size and --lr must be positive, --threads >= 0");
+    examples::usage_error(kUsage, "--epochs, --batch-size and --lr must be positive, --threads >= 0");
   if (!a.resume.empty() && a.save.empty()) a.save = a.resume;
   return a;
 }
@@ -138,10 +128,7 @@ Matrix<Scalar> predict(heed::Sequential<Scalar>& model, const heed::ByteMatrix& 
 
 int main(int argc, char** argv) try {
   const Args args = parse(argc, argv);
-#ifdef _OPENMP
-  if (args.threads > 0) omp_set_num_threads(args.threads);
-#endif
-  if (args.threads > 0) Eigen::setNbThreads(args.threads);
+  examples::set_threads(args.threads);
   const bool improved = args.recipe == "improved";
 
   const auto t_load = std::chrono::steady_clock::now();

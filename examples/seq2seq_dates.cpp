@@ -22,9 +22,8 @@
 #include <heed/heed.hpp>
 #include <string>
 #include <vector>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "common.hpp"
 
 namespace {
 
@@ -46,41 +45,32 @@ struct Args {
   double lr = 3e-3;
 };
 
-[[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr,
-               "seq2seq_dates: %s\nusage: seq2seq_dates [--score additive|dot|general|scaled] "
-               "[--epochs N] [--seed N] [--threads N]\n"
-               "                     [--beam N] [--maps DIR] [--train N] [--batch-size N] [--lr X]\n",
-               msg);
-  std::exit(2);
-}
+const examples::Usage kUsage{
+    "seq2seq_dates",
+    "seq2seq_dates [--score additive|dot|general|scaled] [--epochs N] [--seed N] [--threads N]\n"
+    "                     [--beam N] [--maps DIR] [--train N] [--batch-size N] [--lr X]\n",
+    "translate human-written dates to ISO 8601"};
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (k == "-h" || k == "--help") usage("translate human-written dates to ISO 8601");
-    if (i + 1 >= argc) usage(("missing value for " + k).c_str());
-    const std::string v = argv[++i];
-    try {
-      if (k == "--score") a.score = v;
-      else if (k == "--epochs") a.epochs = std::stoi(v);
-      else if (k == "--seed") a.seed = std::stoull(v);
-      else if (k == "--threads") a.threads = std::stoi(v);
-      else if (k == "--beam") a.beam = std::stol(v);
-      else if (k == "--maps") a.maps = v;
-      else if (k == "--train") a.train = std::stol(v);
-      else if (k == "--batch-size") a.batch_size = std::stol(v);
-      else if (k == "--lr") a.lr = std::stod(v);
-      else usage(("unknown flag " + k).c_str());
-    } catch (const std::logic_error&) {
-      usage(("bad value '" + v + "' for " + k).c_str());
-    }
-  }
+  examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
+    if (k == "--score") a.score = v;
+    else if (k == "--epochs") a.epochs = std::stoi(v);
+    else if (k == "--seed") a.seed = std::stoull(v);
+    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--beam") a.beam = std::stol(v);
+    else if (k == "--maps") a.maps = v;
+    else if (k == "--train") a.train = std::stol(v);
+    else if (k == "--batch-size") a.batch_size = std::stol(v);
+    else if (k == "--lr") a.lr = std::stod(v);
+    else return false;
+    return true;
+  });
   if (a.score != "additive" && a.score != "dot" && a.score != "general" && a.score != "scaled")
-    usage("--score is additive, dot, general or scaled");
+    examples::usage_error(kUsage, "--score is additive, dot, general or scaled");
   if (a.epochs < 1 || a.beam < 1 || a.train < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0)
-    usage("--epochs, --beam, --train, --batch-size and --lr must be positive, --threads >= 0");
+    examples::usage_error(
+        kUsage, "--epochs, --beam, --train, --batch-size and --lr must be positive, --threads >= 0");
   return a;
 }
 
@@ -424,10 +414,7 @@ int run(const Args& a) {
 
 int main(int argc, char** argv) try {
   const Args a = parse(argc, argv);
-#ifdef _OPENMP
-  if (a.threads > 0) omp_set_num_threads(a.threads);
-#endif
-  if (a.threads > 0) Eigen::setNbThreads(a.threads);
+  examples::set_threads(a.threads);
   if (a.score == "dot") return run<heed::DotProductScore>(a);
   if (a.score == "general") return run<heed::GeneralScore>(a);
   if (a.score == "scaled") return run<heed::ScaledDotProductScore>(a);

@@ -1,0 +1,58 @@
+#pragma once
+// What the examples share: command-line flag parsing with the same error messages and exit code
+// in every program, and the thread setting.
+#include <cstdio>
+#include <cstdlib>
+#include <heed/heed.hpp>
+#include <stdexcept>
+#include <string>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace examples {
+
+// The program's name, its usage line(s) after "usage: " (ending in a newline), and what
+// --help says it does.
+struct Usage {
+  const char* program;
+  const char* synopsis;
+  const char* about;
+};
+
+// "<program>: <msg>" and the usage on stderr, then exit code 2.
+[[noreturn]] inline void usage_error(const Usage& u, const std::string& msg) {
+  std::fprintf(stderr, "%s: %s\nusage: %s", u.program, msg.c_str(), u.synopsis);
+  std::exit(2);
+}
+
+// Every flag takes one value: `--flag value`. set(flag, value) stores it and returns false for
+// an unknown flag; a std::logic_error from it (std::stoi and co. on a bad number) is reported as
+// a bad value. -h / --help prints the usage and exits with 2.
+template <class Set>
+void parse_flags(int argc, char** argv, const Usage& u, Set set) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "-h" || k == "--help") usage_error(u, u.about);
+    if (i + 1 >= argc) usage_error(u, "missing value for " + k);
+    const std::string v = argv[++i];
+    bool known = false;
+    try {
+      known = set(k, v);
+    } catch (const std::logic_error&) {
+      usage_error(u, "bad value '" + v + "' for " + k);
+    }
+    if (!known) usage_error(u, "unknown flag " + k);
+  }
+}
+
+// --threads N: N > 0 sets OpenMP's and Eigen's thread count; 0 leaves the default (all cores).
+inline void set_threads(int n) {
+  if (n <= 0) return;
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  Eigen::setNbThreads(n);
+}
+
+}  // namespace examples
