@@ -1,6 +1,9 @@
 #pragma once
 // What the examples share: command-line flag parsing with the same error messages and exit code
-// in every program, and the thread setting.
+// in every program, the thread setting, seconds since a start time and the training progress bar.
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <heed/heed.hpp>
@@ -54,5 +57,27 @@ inline void set_threads(int n) {
 #endif
   Eigen::setNbThreads(n);
 }
+
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A one-line progress bar on stderr, only when stderr is a terminal.
+class Progress {
+ public:
+  explicit Progress(heed::Index total) : total_(total), tty_(isatty(STDERR_FILENO)) {}
+  void update(heed::Index done, double loss) {
+    if (!tty_ || (done % 20 != 0 && done != total_)) return;
+    const int width = 30, fill = static_cast<int>(width * done / total_);
+    std::fprintf(stderr, "\r  [%.*s%*s] %ld/%ld loss %.4f", fill,
+                 "==============================", width - fill, "", static_cast<long>(done),
+                 static_cast<long>(total_), loss);
+    if (done == total_) std::fprintf(stderr, "\r%*s\r", width + 40, "");
+  }
+
+ private:
+  heed::Index total_;
+  bool tty_;
+};
 
 }  // namespace examples

@@ -20,8 +20,6 @@
 // encoder below, no library): the digit, the pooling query's attention over the patches, and the
 // attention each patch receives in the last self-attention layer (mean over queries and heads),
 // each heat map blended over the digit and upsampled 8x.
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -93,24 +91,6 @@ Args parse(int argc, char** argv) {
         kUsage, "--epochs, --batch-size and --lr must be positive, --threads and --num-maps >= 0");
   return a;
 }
-
-// A one-line progress bar on stderr, only when stderr is a terminal.
-class Progress {
- public:
-  explicit Progress(Index total) : total_(total), tty_(isatty(STDERR_FILENO)) {}
-  void update(Index done, double loss) {
-    if (!tty_ || (done % 20 != 0 && done != total_)) return;
-    const int width = 30, fill = static_cast<int>(width * done / total_);
-    std::fprintf(stderr, "\r  [%.*s%*s] %ld/%ld loss %.4f", fill,
-                 "==============================", width - fill, "", static_cast<long>(done),
-                 static_cast<long>(total_), loss);
-    if (done == total_) std::fprintf(stderr, "\r%*s\r", width + 40, "");
-  }
-
- private:
-  Index total_;
-  bool tty_;
-};
 
 // images (B, 784) -> patches (B*16, 49): token t = py*4 + px of sample b at row b*16 + t, pixel
 // (r, c) of the patch at column r*7 + c.
@@ -364,8 +344,7 @@ int main(int argc, char** argv) try {
   const heed::MnistData mnist = heed::load_mnist(args.data);
   std::printf("MNIST: %ld training, %ld test images (loaded in %.2f s); %d thread(s)\n",
               static_cast<long>(mnist.train_images.rows()), static_cast<long>(mnist.test_images.rows()),
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count(),
-              Eigen::nbThreads());
+              examples::seconds_since(t_load), Eigen::nbThreads());
 
   PatchTransformer model(args.seed);
   Index n_params = 0;
@@ -393,7 +372,7 @@ int main(int argc, char** argv) try {
   double total_seconds = 0;
   for (int epoch = 1; epoch <= args.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
-    Progress bar(steps_per_epoch);
+    examples::Progress bar(steps_per_epoch);
     loader.start_epoch();
     double loss_sum = 0;
     Index step = 0;
@@ -409,7 +388,7 @@ int main(int argc, char** argv) try {
       ++step;
       bar.update(step, loss_sum / step);
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = examples::seconds_since(t0);
     total_seconds += secs;
     std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s\n", epoch, args.epochs, loss_sum / step, secs);
     std::fflush(stdout);

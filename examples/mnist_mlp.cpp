@@ -17,8 +17,6 @@
 // improve: dropout, weight decay (AdamW), a warm-up + cosine learning-rate schedule, random
 // shifts of the images, and early stopping on a validation split held out from the training set
 // (the best epoch's weights are restored). The test set is touched once, at the end.
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -73,28 +71,11 @@ Args parse(int argc, char** argv) {
     examples::usage_error(kUsage, "--recipe is article or improved");
   if (a.epochs == -1) a.epochs = a.recipe == "article" ? 10 : 30;
   if (a.epochs < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0)
-    examples::usage_error(kUsage, "--epochs, --batch-size and --lr must be positive, --threads >= 0");
+    examples::usage_error(kUsage,
+                          "--epochs, --batch-size and --lr must be positive, --threads >= 0");
   if (!a.resume.empty() && a.save.empty()) a.save = a.resume;
   return a;
 }
-
-// A one-line progress bar on stderr, only when stderr is a terminal.
-class Progress {
- public:
-  explicit Progress(Index total) : total_(total), tty_(isatty(STDERR_FILENO)) {}
-  void update(Index done, double loss) {
-    if (!tty_ || (done % 20 != 0 && done != total_)) return;
-    const int width = 30, fill = static_cast<int>(width * done / total_);
-    std::fprintf(stderr, "\r  [%.*s%*s] %ld/%ld loss %.4f", fill,
-                 "==============================", width - fill, "", static_cast<long>(done),
-                 static_cast<long>(total_), loss);
-    if (done == total_) std::fprintf(stderr, "\r%*s\r", width + 40, "");
-  }
-
- private:
-  Index total_;
-  bool tty_;
-};
 
 heed::Sequential<Scalar> make_model(bool dropout, std::uint64_t seed) {
   heed::Generator gen(seed);
@@ -135,7 +116,7 @@ int main(int argc, char** argv) try {
   const heed::MnistData mnist = heed::load_mnist(args.data);
   std::printf("MNIST: %ld training, %ld test images (loaded in %.2f s); recipe %s, %d thread(s)\n",
               static_cast<long>(mnist.train_images.rows()), static_cast<long>(mnist.test_images.rows()),
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count(),
+              examples::seconds_since(t_load),
               args.recipe.c_str(), Eigen::nbThreads());
 
   // The improved recipe holds out 5,000 training images (a seeded random choice) for validation.
@@ -226,7 +207,7 @@ int main(int argc, char** argv) try {
   bool stopped = improved && early.should_stop();
   for (int epoch = epochs_done + 1; epoch <= args.epochs && !stopped; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
-    Progress bar(steps_per_epoch);
+    examples::Progress bar(steps_per_epoch);
     loader.start_epoch();
     double loss_sum = 0;
     Index step = 0;
@@ -242,7 +223,7 @@ int main(int argc, char** argv) try {
       ++step;
       bar.update(step, loss_sum / step);
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = examples::seconds_since(t0);
     total_seconds += secs;
     epochs_done = epoch;
     std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s", epoch, args.epochs, loss_sum / step, secs);

@@ -69,8 +69,8 @@ Args parse(int argc, char** argv) {
   if (a.score != "additive" && a.score != "dot" && a.score != "general" && a.score != "scaled")
     examples::usage_error(kUsage, "--score is additive, dot, general or scaled");
   if (a.epochs < 1 || a.beam < 1 || a.train < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0)
-    examples::usage_error(
-        kUsage, "--epochs, --beam, --train, --batch-size and --lr must be positive, --threads >= 0");
+    examples::usage_error(kUsage, "--epochs, --beam, --train, --batch-size and --lr must be "
+                                  "positive, --threads >= 0");
   return a;
 }
 
