@@ -1,6 +1,7 @@
 #pragma once
 // What the examples share: command-line flag parsing with the same error messages and exit code
-// in every program, the thread setting, seconds since a start time and the training progress bar.
+// in every program, the thread setting, seconds since a start time, the training progress bar,
+// and the MNIST classifiers' test-set report.
 #include <unistd.h>
 
 #include <chrono>
@@ -79,5 +80,22 @@ class Progress {
   heed::Index total_;
   bool tty_;
 };
+
+// Prints "Accuracy: xx.xx%" (scripts parse this line), then per-class precision, recall and F1
+// and the confusion matrix. logits (N, C), labels (N). Returns the predicted classes (N).
+inline heed::Labels print_test_report(const heed::Matrix<float>& logits,
+                                     const heed::Labels& labels) {
+  std::printf("Accuracy: %.2f%%\n", 100 * heed::accuracy(logits, labels));
+  const heed::Labels pred = heed::argmax_rows(logits);
+  const int classes = static_cast<int>(logits.cols());
+  heed::ConfusionMatrix cm(classes);
+  cm.update(pred, labels);
+  std::printf("\nclass  precision  recall  f1\n");
+  for (int c = 0; c < classes; ++c)
+    std::printf("%5d  %9.4f  %6.4f  %6.4f\n", c, cm.precision(c), cm.recall(c), cm.f1(c));
+  std::printf("macro  %9.4f  %6.4f  %6.4f\n\nConfusion matrix (rows: true, cols: predicted)\n%s",
+              cm.macro_precision(), cm.macro_recall(), cm.macro_f1(), cm.to_string().c_str());
+  return pred;
+}
 
 }  // namespace examples

@@ -395,17 +395,8 @@ int main(int argc, char** argv) try {
   }
   std::printf("Training time: %.2f s (%.2f s per epoch)\n", total_seconds, total_seconds / args.epochs);
 
-  const Matrix<Scalar> logits = predict(model, mnist.test_images);
-  const double acc = heed::accuracy(logits, mnist.test_labels);
-  std::printf("Accuracy: %.2f%%\n", 100 * acc);
-  const Labels pred = heed::argmax_rows(logits);
-  heed::ConfusionMatrix cm(kClasses);
-  cm.update(pred, mnist.test_labels);
-  std::printf("\nclass  precision  recall  f1\n");
-  for (int c = 0; c < kClasses; ++c)
-    std::printf("%5d  %9.4f  %6.4f  %6.4f\n", c, cm.precision(c), cm.recall(c), cm.f1(c));
-  std::printf("macro  %9.4f  %6.4f  %6.4f\n\nConfusion matrix (rows: true, cols: predicted)\n%s",
-              cm.macro_precision(), cm.macro_recall(), cm.macro_f1(), cm.to_string().c_str());
+  const Labels pred =
+      examples::print_test_report(predict(model, mnist.test_images), mnist.test_labels);
 
   // Attention maps of the first test images.
   const Index n_maps = std::min<Index>(args.num_maps, mnist.test_images.rows());

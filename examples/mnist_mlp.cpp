@@ -245,16 +245,7 @@ int main(int argc, char** argv) try {
   std::printf("Training time: %.2f s (%.2f s per epoch)\n", total_seconds,
               total_seconds / epochs_run);
 
-  const Matrix<Scalar> logits = predict(model, mnist.test_images);
-  const double acc = heed::accuracy(logits, mnist.test_labels);
-  std::printf("Accuracy: %.2f%%\n", 100 * acc);
-  heed::ConfusionMatrix cm(10);
-  cm.update(heed::argmax_rows(logits), mnist.test_labels);
-  std::printf("\nclass  precision  recall  f1\n");
-  for (int c = 0; c < 10; ++c)
-    std::printf("%5d  %9.4f  %6.4f  %6.4f\n", c, cm.precision(c), cm.recall(c), cm.f1(c));
-  std::printf("macro  %9.4f  %6.4f  %6.4f\n\nConfusion matrix (rows: true, cols: predicted)\n%s",
-              cm.macro_precision(), cm.macro_recall(), cm.macro_f1(), cm.to_string().c_str());
+  examples::print_test_report(predict(model, mnist.test_images), mnist.test_labels);
   return 0;
 } catch (const heed::NumericError& e) {
   std::fprintf(stderr, "mnist_mlp: %s\nmnist_mlp: training stopped; the last checkpoint (--save) "
