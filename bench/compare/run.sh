@@ -5,6 +5,7 @@
 # (b) trains the article's MNIST classifier end to end (10 epochs; --quick: 1) as a whole process
 #     under /usr/bin/time -v, three ways: heed's examples/mnist_mlp --threads 2, PyTorch as the
 #     article writes it (torchvision datasets + DataLoader), PyTorch with pre-loaded tensors;
+#     then heed's epoch against the epoch's matrix products alone (bench_mnist_epoch);
 # (c) runs the attention micro-benchmarks at the same shapes on both sides (batch 8, 8 heads,
 #     head dim 64, T = 128 ... 4096; --quick: 128, 256), float32, 2 threads, medians;
 # (d) prints one table and writes bench/compare/results.md and docs/compare_attention.svg.
@@ -81,6 +82,11 @@ run_timed() {  # name, command...
 run_timed heed "$root/build/release/examples/mnist_mlp" --data "$data" --epochs "$epochs" --threads 2
 run_timed torch_article "$py" "$here/mnist_torch_article.py" "$tv_root" "$epochs"
 run_timed torch_preloaded "$py" "$here/mnist_torch_preloaded.py" "$data" "$epochs"
+
+echo "== (b) MNIST epoch against its bound (bench_mnist_epoch, 1 and 2 threads)"
+"$root/build/release/bench/bench_mnist_epoch" --benchmark_repetitions="$reps" \
+  --benchmark_report_aggregates_only=true \
+  --benchmark_out="$out/heed_mnist_epoch.json" --benchmark_out_format=json
 
 echo "== (c) attention: heed (bench_attention), T = $lens"
 filter="^((attention/(scaled|fused))|(mha/(plain|fused))|gemm_bound)/(fwd|fwdbwd)/T:[0-9]+"
