@@ -10,10 +10,13 @@
 #include <typeinfo>
 #include <vector>
 
+#include "common/helpers.hpp"
+
 namespace {
 
 using heed::Labels;
 using heed::Matrix;
+using heed_test::labels;
 using M = Matrix<float>;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
@@ -31,13 +34,6 @@ template <class E>
 Row row(const char* what, std::function<void()> call, const char* needle) {
   return {what, std::move(call), [](const heed::Error& e) { return dynamic_cast<const E*>(&e) != nullptr; },
           typeid(E).name(), needle};
-}
-
-Labels labels(std::initializer_list<int> v) {
-  Labels y(static_cast<heed::Index>(v.size()));
-  heed::Index i = 0;
-  for (int x : v) y(i++) = x;
-  return y;
 }
 
 // A tiny model whose parameters the optimizer rows use.

@@ -3,22 +3,16 @@
 #include <heed/layers/embedding.hpp>
 #include <heed/testing/gradcheck.hpp>
 
+#include "common/helpers.hpp"
+
 using heed::Index;
 using heed::Labels;
 using heed::Matrix;
-
-namespace {
-Labels ids_of(std::initializer_list<int> v) {
-  Labels l(static_cast<Index>(v.size()));
-  Index i = 0;
-  for (int x : v) l(i++) = x;
-  return l;
-}
-}  // namespace
+using heed_test::labels;
 
 TEST_CASE("Embedding: forward gathers rows") {
   heed::Embedding<double> emb(5, 3);
-  const auto& y = emb.forward(ids_of({4, 0, 4}));
+  const auto& y = emb.forward(labels({4, 0, 4}));
   REQUIRE(y.rows() == 3);
   CHECK(y.row(0) == emb.weight().row(4));
   CHECK(y.row(1) == emb.weight().row(0));
@@ -30,7 +24,7 @@ TEST_CASE("Embedding: gradient check; repeated ids accumulate; padding_idx gets 
   heed::Generator gen(3);
   heed::Embedding<double> emb(6, 4, 2, gen);
   CHECK(emb.weight().row(2).isZero(0));  // padding row starts at zero
-  const Labels ids = ids_of({1, 2, 5, 1, 1, 2, 0});
+  const Labels ids = labels({1, 2, 5, 1, 1, 2, 0});
   heed::Generator rg(4);
   Matrix<double> R(ids.size(), 4);
   for (Index i = 0; i < R.size(); ++i) R.data()[i] = rg.uniform(-1, 1);
@@ -82,11 +76,11 @@ TEST_CASE("Embedding: N(0, 1) init, seeded, float and double agree") {
 
 TEST_CASE("Embedding: errors name the id, the range and the shapes") {
   heed::Embedding<float> emb(10, 3, 0);
-  CHECK_THROWS_WITH_AS(emb.forward(ids_of({1, 10})),
+  CHECK_THROWS_WITH_AS(emb.forward(labels({1, 10})),
                        "Embedding: index 10 at position 1 out of range [0, 10)", heed::ValueError);
-  CHECK_THROWS_WITH_AS(emb.forward(ids_of({-1})),
+  CHECK_THROWS_WITH_AS(emb.forward(labels({-1})),
                        "Embedding: index -1 at position 0 out of range [0, 10)", heed::ValueError);
-  emb.forward(ids_of({1, 2}));
+  emb.forward(labels({1, 2}));
   CHECK_THROWS_WITH_AS(emb.backward(Matrix<float>::Zero(2, 4)),
                        "Embedding: gradient expected (2, 3), got (2, 4)", heed::ShapeError);
   CHECK_THROWS_WITH_AS(heed::Embedding<float>(10, 3, 10),

@@ -5,17 +5,11 @@
 #include <heed/layers.hpp>
 #include <heed/testing/gradcheck.hpp>
 
+#include "common/helpers.hpp"
+
 using heed::Matrix;
 using heed::testing::check_module;
-
-namespace {
-Matrix<double> randn(heed::Index r, heed::Index c, std::uint64_t seed) {
-  heed::Generator g(seed);
-  Matrix<double> x(r, c);
-  for (heed::Index i = 0; i < x.size(); ++i) x.data()[i] = g.normal();
-  return x;
-}
-}  // namespace
+using heed_test::randn;
 
 TEST_CASE("Linear: gradient check of input, weight and bias") {
   heed::Generator gen(1);

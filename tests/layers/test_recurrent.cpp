@@ -8,6 +8,7 @@
 #include <heed/losses/cross_entropy.hpp>
 #include <heed/testing/gradcheck.hpp>
 
+#include "common/helpers.hpp"
 #include "recurrent_reference.hpp"
 
 using heed::Index;
@@ -16,22 +17,10 @@ using heed::Matrix;
 using heed::testing::check_gradient;
 using heed::testing::GradcheckResult;
 using heed::testing::merge;
+using heed_test::labels;
+using heed_test::randn;
 
 namespace {
-
-Matrix<double> randn(Index r, Index c, std::uint64_t seed, double scale = 1.0) {
-  heed::Generator g(seed);
-  Matrix<double> x(r, c);
-  for (Index i = 0; i < x.size(); ++i) x.data()[i] = scale * g.normal();
-  return x;
-}
-
-Labels labels(std::initializer_list<int> v) {
-  Labels l(static_cast<Index>(v.size()));
-  Index i = 0;
-  for (int x : v) l(i++) = x;
-  return l;
-}
 
 // Numeric vs analytic gradient of every parameter of `net` for the scalar `loss`. The analytic
 // gradients must already be in the parameters' grads.

@@ -4,24 +4,13 @@
 #include <heed/losses.hpp>
 #include <heed/testing/gradcheck.hpp>
 
+#include "common/helpers.hpp"
+
 using heed::Labels;
 using heed::Matrix;
 using heed::testing::check_gradient;
-
-namespace {
-Matrix<double> randn(heed::Index r, heed::Index c, std::uint64_t seed) {
-  heed::Generator g(seed);
-  Matrix<double> x(r, c);
-  for (heed::Index i = 0; i < x.size(); ++i) x.data()[i] = g.normal();
-  return x;
-}
-Labels labels(std::initializer_list<int> v) {
-  Labels y(static_cast<heed::Index>(v.size()));
-  int i = 0;
-  for (int t : v) y(i++) = t;
-  return y;
-}
-}  // namespace
+using heed_test::labels;
+using heed_test::randn;
 
 TEST_CASE("CrossEntropyLoss: hand-computed value and gradient") {
   Matrix<double> z(1, 3);

@@ -7,6 +7,8 @@
 #include <heed/testing/gradcheck.hpp>
 #include <string>
 
+#include "common/helpers.hpp"
+
 using heed::Index;
 using heed::Labels;
 using heed::Matrix;
@@ -15,6 +17,7 @@ using heed::Tokens;
 using heed::testing::check_gradient;
 using heed::testing::GradcheckResult;
 using heed::testing::merge;
+using heed_test::labels;
 
 namespace {
 
@@ -24,13 +27,6 @@ Tokens tokens(Index rows, Index cols, std::initializer_list<int> v) {
   Index i = 0;
   for (int x : v) t.data()[i++] = x;
   return t;
-}
-
-Labels labels(std::initializer_list<int> v) {
-  Labels l(static_cast<Index>(v.size()));
-  Index i = 0;
-  for (int x : v) l(i++) = x;
-  return l;
 }
 
 // Tiny sizes: 2He = 4 != Hd = 3, so dot and scaled scores go through the key projection.
