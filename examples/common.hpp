@@ -4,6 +4,7 @@
 // and the MNIST classifiers' test-set report.
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +49,18 @@ void parse_flags(int argc, char** argv, const Usage& u, Set set) {
     }
     if (!known) usage_error(u, "unknown flag " + k);
   }
+}
+
+// Parses all of `v` as a number of out's type: "3x", "", "1e" and, for unsigned types, "-1"
+// throw std::invalid_argument (reported by parse_flags as a bad value) instead of being cut
+// short or wrapped around as std::stoi / std::stoull would.
+template <class Number>
+void parse_number(const std::string& v, Number& out) {
+  Number x{};
+  const char* end = v.data() + v.size();
+  const auto [ptr, ec] = std::from_chars(v.data(), end, x);
+  if (ec != std::errc() || ptr != end || v.empty()) throw std::invalid_argument(v);
+  out = x;
 }
 
 // --threads N: N > 0 sets OpenMP's and Eigen's thread count; 0 leaves the default (all cores).

@@ -57,11 +57,11 @@ Args parse(int argc, char** argv) {
   examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
     if (k == "--data") a.data = v;
     else if (k == "--recipe") a.recipe = v;
-    else if (k == "--epochs") a.epochs = std::stoi(v);
-    else if (k == "--batch-size") a.batch_size = std::stol(v);
-    else if (k == "--lr") a.lr = std::stod(v);
-    else if (k == "--seed") a.seed = std::stoull(v);
-    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--epochs") examples::parse_number(v, a.epochs);
+    else if (k == "--batch-size") examples::parse_number(v, a.batch_size);
+    else if (k == "--lr") examples::parse_number(v, a.lr);
+    else if (k == "--seed") examples::parse_number(v, a.seed);
+    else if (k == "--threads") examples::parse_number(v, a.threads);
     else if (k == "--save") a.save = v;
     else if (k == "--resume") a.resume = v;
     else return false;

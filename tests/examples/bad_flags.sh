@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every example rejects bad command lines cleanly: message naming the flag, usage, exit code 2,
+# no crash and no run. Usage: bad_flags.sh MNIST_MLP MNIST_ATTENTION SEQ2SEQ_DATES
+set -uo pipefail
+fail=0
+expect() {  # expect BINARY "expected stderr fragment" ARGS...
+  local bin=$1 want=$2; shift 2
+  local err rc
+  err=$("$bin" "$@" 2>&1 >/dev/null); rc=$?
+  if [[ $rc != 2 || $err != *"$want"* || $err != *"usage: "* ]]; then
+    echo "FAIL: $(basename "$bin") $* -> exit $rc, stderr: $err"
+    fail=1
+  fi
+}
+for bin in "$@"; do
+  expect "$bin" "unknown flag --nope" --nope 1
+  expect "$bin" "missing value for --epochs" --epochs
+  expect "$bin" "bad value '3x' for --epochs" --epochs 3x
+  expect "$bin" "bad value '' for --epochs" --epochs ""
+  expect "$bin" "bad value 'ten' for --epochs" --epochs ten
+  expect "$bin" "bad value '-1' for --seed" --seed -1
+  expect "$bin" "bad value '1e-3x' for --lr" --lr 1e-3x
+  expect "$bin" "bad value '99999999999' for --threads" --threads 99999999999
+done
+[[ $fail == 0 ]] && echo "all bad command lines rejected"
+exit $fail
