@@ -15,7 +15,6 @@
 //   dgi = [da_r | da_z | da_n],  dgh = [da_r | da_z | r .* da_n]
 //   dh  = dh' .* z + dgh W_hh                               d(6) wrt h, d(2) wrt h
 //   dx  = dgi W_ih,  dW_ih += dgi^T x,  dW_hh += dgh^T h     d(1), d(2)
-#include <deque>
 #include <string>
 #include <vector>
 
@@ -89,20 +88,8 @@ class GRUCell : public ModuleBase<T> {
   GRUCell(Index input_size, Index hidden_size, bool bias = true,
           Generator& gen = default_generator())
       : I_(input_size), H_(hidden_size), has_bias_(bias) {
-    detail::require(input_size > 0 && hidden_size > 0, "GRUCell",
-                    "input_size and hidden_size must be positive, got " +
-                        std::to_string(input_size) + " and " + std::to_string(hidden_size));
-    const double bound = 1.0 / std::sqrt(static_cast<double>(H_));
-    detail::init_uniform(W_ih_, 3 * H_, I_, bound, gen);  // (3H, I)
-    detail::init_uniform(W_hh_, 3 * H_, H_, bound, gen);  // (3H, H)
-    dW_ih_ = Matrix<T>::Zero(3 * H_, I_);
-    dW_hh_ = Matrix<T>::Zero(3 * H_, H_);
-    if (has_bias_) {
-      detail::init_uniform(b_ih_, 1, 3 * H_, bound, gen);  // (1, 3H)
-      detail::init_uniform(b_hh_, 1, 3 * H_, bound, gen);  // (1, 3H)
-      db_ih_ = Matrix<T>::Zero(1, 3 * H_);
-      db_hh_ = Matrix<T>::Zero(1, 3 * H_);
-    }
+    detail::check_rnn_sizes("GRUCell", input_size, hidden_size);
+    p_.init(3, I_, H_, has_bias_, gen);  // (3H, I), (3H, H), (1, 3H), (1, 3H)
   }
 
   // forward                          x: (B, I), h: (B, H) or empty for zeros -> h': (B, H)
@@ -110,16 +97,16 @@ class GRUCell : public ModuleBase<T> {
     detail::check_shape("GRUCell", "input", x, -1, I_);
     const Index B = x.rows();
     detail::check_state<T>("GRUCell", "hidden state", h, B, H_);
-    Step& s = slot();
+    Step& s = steps_.slot(this->training_);  // training: pushed
     s.x = x;  // copies first: x or h may be an earlier step's h' living in this very slot
     if (h.size() != 0) s.h = h; else s.h.setZero(B, H_);
     s.gates.resize(B, 3 * H_);                                  // (B, 3H)
-    s.gates.noalias() = s.x * W_ih_.transpose();                // (1)
+    s.gates.noalias() = s.x * p_.w_ih.transpose();              // (1)
     gh_.resize(B, 3 * H_);                                      // (B, 3H)
-    gh_.noalias() = s.h * W_hh_.transpose();                    // (2)
+    gh_.noalias() = s.h * p_.w_hh.transpose();                  // (2)
     if (has_bias_) {
-      s.gates.rowwise() += b_ih_.row(0);
-      gh_.rowwise() += b_hh_.row(0);
+      s.gates.rowwise() += p_.b_ih.row(0);
+      gh_.rowwise() += p_.b_hh.row(0);
     }
     s.ghn.resize(B, H_);
     s.h_new.resize(B, H_);
@@ -129,10 +116,10 @@ class GRUCell : public ModuleBase<T> {
 
   // backward of the most recent cached step        dh': (B, H) -> {dx (B, I), dh (B, H)}
   Grads backward(const ConstRef<T>& dh_new) {
-    if (depth_ == 0)
+    if (steps_.depth() == 0)
       throw ValueError("GRUCell: backward called with no cached step (call forward in training "
                        "mode once per backward)");
-    Step& s = steps_[static_cast<std::size_t>(--depth_)];
+    Step& s = steps_.pop();
     const Index B = s.x.rows();
     detail::check_shape("GRUCell", "gradient", dh_new, B, H_);
     dhn_ = dh_new;  // may be the dh this cell returned last time
@@ -140,16 +127,16 @@ class GRUCell : public ModuleBase<T> {
     dgh_.resize(B, 3 * H_);  // (B, 3H)
     dh_.resize(B, H_);       // (B, H)
     detail::gru_gates_backward<T>(s.gates, s.ghn, s.h, dhn_, dgi_, dgh_, dh_);  // d(3)-(6)
-    dW_ih_.noalias() += dgi_.transpose() * s.x;   // d(1) wrt W_ih: (3H, B)(B, I)
-    dW_hh_.noalias() += dgh_.transpose() * s.h;   // d(2) wrt W_hh: (3H, B)(B, H)
+    p_.dw_ih.noalias() += dgi_.transpose() * s.x;  // d(1) wrt W_ih: (3H, B)(B, I)
+    p_.dw_hh.noalias() += dgh_.transpose() * s.h;  // d(2) wrt W_hh: (3H, B)(B, H)
     if (has_bias_) {
-      db_ih_.row(0) += dgi_.colwise().sum();      // d(1) wrt b_ih
-      db_hh_.row(0) += dgh_.colwise().sum();      // d(2) wrt b_hh
+      p_.db_ih.row(0) += dgi_.colwise().sum();     // d(1) wrt b_ih
+      p_.db_hh.row(0) += dgh_.colwise().sum();     // d(2) wrt b_hh
     }
-    dh_.noalias() += dgh_ * W_hh_;                // d(2) wrt h: (B, 3H)(3H, H)
+    dh_.noalias() += dgh_ * p_.w_hh;               // d(2) wrt h: (B, 3H)(3H, H)
     if (input_grad_) {
       dx_.resize(B, I_);
-      dx_.noalias() = dgi_ * W_ih_;               // d(1) wrt x: (B, 3H)(3H, I)
+      dx_.noalias() = dgi_ * p_.w_ih;              // d(1) wrt x: (B, 3H)(3H, I)
     } else {
       dx_.resize(0, I_);
     }
@@ -157,15 +144,12 @@ class GRUCell : public ModuleBase<T> {
   }
 
   // Steps cached by forward and not yet popped by backward.
-  Index cached_steps() const { return depth_; }
-  void clear() { depth_ = 0; }
+  Index cached_steps() const { return steps_.depth(); }
+  void clear() { steps_.clear(); }
 
   std::vector<Parameter<T>> parameters() override {
-    std::vector<Parameter<T>> ps{{"weight_ih", &W_ih_, &dW_ih_}, {"weight_hh", &W_hh_, &dW_hh_}};
-    if (has_bias_) {
-      ps.push_back({"bias_ih", &b_ih_, &db_ih_});
-      ps.push_back({"bias_hh", &b_hh_, &db_hh_});
-    }
+    std::vector<Parameter<T>> ps;
+    p_.append_parameters(ps);  // weight_ih, weight_hh, bias_ih, bias_hh
     return ps;
   }
   std::string name() const override { return "GRUCell"; }
@@ -174,10 +158,10 @@ class GRUCell : public ModuleBase<T> {
 
   Index input_size() const { return I_; }
   Index hidden_size() const { return H_; }
-  Matrix<T>& weight_ih() { return W_ih_; }  // (3H, I) rows [W_ir; W_iz; W_in]
-  Matrix<T>& weight_hh() { return W_hh_; }  // (3H, H) rows [W_hr; W_hz; W_hn]
-  Matrix<T>& bias_ih() { return b_ih_; }    // (1, 3H); empty without bias
-  Matrix<T>& bias_hh() { return b_hh_; }    // (1, 3H); empty without bias
+  Matrix<T>& weight_ih() { return p_.w_ih; }  // (3H, I) rows [W_ir; W_iz; W_in]
+  Matrix<T>& weight_hh() { return p_.w_hh; }  // (3H, H) rows [W_hr; W_hz; W_hn]
+  Matrix<T>& bias_ih() { return p_.b_ih; }    // (1, 3H); empty without bias
+  Matrix<T>& bias_hh() { return p_.b_hh; }    // (1, 3H); empty without bias
 
  private:
   struct Step {
@@ -188,23 +172,11 @@ class GRUCell : public ModuleBase<T> {
     Matrix<T> h_new;  // (B, H)
   };
 
-  // Training: the next stack slot (pushed). Eval: the slot above the top, not pushed.
-  Step& slot() {
-    if (static_cast<std::size_t>(depth_) == steps_.size()) steps_.emplace_back();  // deque: no moves
-    Step& s = steps_[static_cast<std::size_t>(depth_)];
-    if (this->training_) ++depth_;
-    return s;
-  }
-
   Index I_, H_;
   bool has_bias_;
   bool input_grad_ = true;
-  Matrix<T> W_ih_, dW_ih_;  // (3H, I)
-  Matrix<T> W_hh_, dW_hh_;  // (3H, H)
-  Matrix<T> b_ih_, db_ih_;  // (1, 3H)
-  Matrix<T> b_hh_, db_hh_;  // (1, 3H)
-  std::deque<Step> steps_;  // slots [0, depth_) hold live caches
-  Index depth_ = 0;
+  detail::RnnWeights<T> p_;  // w_ih (3H, I), w_hh (3H, H), b_ih, b_hh (1, 3H)
+  detail::StepStack<Step> steps_;  // per-step caches, see the class comment
   Matrix<T> gh_;            // (B, 3H) forward scratch
   Matrix<T> dgi_, dgh_;     // (B, 3H)
   Matrix<T> dhn_, dh_;      // (B, H)
@@ -243,27 +215,11 @@ class GRU : public ModuleBase<T> {
       Generator& gen = default_generator())
       : I_(input_size), H_(hidden_size), L_(opt.num_layers), D_(opt.bidirectional ? 2 : 1),
         has_bias_(opt.bias) {
-    detail::require(input_size > 0 && hidden_size > 0, "GRU",
-                    "input_size and hidden_size must be positive, got " +
-                        std::to_string(input_size) + " and " + std::to_string(hidden_size));
-    detail::require(L_ > 0, "GRU", "num_layers must be positive, got " + std::to_string(L_));
-    const double bound = 1.0 / std::sqrt(static_cast<double>(H_));
+    detail::check_rnn_sizes("GRU", input_size, hidden_size, L_);
     cells_.resize(static_cast<std::size_t>(L_ * D_));
-    for (Index l = 0; l < L_; ++l)
-      for (Index d = 0; d < D_; ++d) {
-        Cell& c = cell(l, d);
-        const Index in = l == 0 ? I_ : D_ * H_;
-        detail::init_uniform(c.w_ih, 3 * H_, in, bound, gen);  // (3H, in)
-        detail::init_uniform(c.w_hh, 3 * H_, H_, bound, gen);  // (3H, H)
-        c.dw_ih = Matrix<T>::Zero(3 * H_, in);
-        c.dw_hh = Matrix<T>::Zero(3 * H_, H_);
-        if (has_bias_) {
-          detail::init_uniform(c.b_ih, 1, 3 * H_, bound, gen);  // (1, 3H)
-          detail::init_uniform(c.b_hh, 1, 3 * H_, bound, gen);  // (1, 3H)
-          c.db_ih = Matrix<T>::Zero(1, 3 * H_);
-          c.db_hh = Matrix<T>::Zero(1, 3 * H_);
-        }
-      }
+    for (Index l = 0; l < L_; ++l)    // layer l > 0 reads layer l-1's output, D*H columns
+      for (Index d = 0; d < D_; ++d)  // (3H, in), (3H, H), (1, 3H), (1, 3H)
+        cell(l, d).init(3, l == 0 ? I_ : D_ * H_, H_, has_bias_, gen);
     out_.resize(static_cast<std::size_t>(L_));
   }
 
@@ -372,16 +328,7 @@ class GRU : public ModuleBase<T> {
   std::vector<Parameter<T>> parameters() override {
     std::vector<Parameter<T>> ps;
     for (Index l = 0; l < L_; ++l)
-      for (Index d = 0; d < D_; ++d) {
-        Cell& c = cell(l, d);
-        const std::string sfx = "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
-        ps.push_back({"weight_ih" + sfx, &c.w_ih, &c.dw_ih});
-        ps.push_back({"weight_hh" + sfx, &c.w_hh, &c.dw_hh});
-        if (has_bias_) {
-          ps.push_back({"bias_ih" + sfx, &c.b_ih, &c.db_ih});
-          ps.push_back({"bias_hh" + sfx, &c.b_hh, &c.db_hh});
-        }
-      }
+      for (Index d = 0; d < D_; ++d) cell(l, d).append_parameters(ps, detail::layer_suffix(l, d));
     return ps;
   }
   std::string name() const override { return "GRU"; }
@@ -394,11 +341,9 @@ class GRU : public ModuleBase<T> {
   Index num_directions() const { return D_; }
 
  private:
-  struct Cell {  // one layer and direction: parameters and forward cache
-    Matrix<T> w_ih, dw_ih;  // (3H, in)
-    Matrix<T> w_hh, dw_hh;  // (3H, H)
-    Matrix<T> b_ih, db_ih;  // (1, 3H)
-    Matrix<T> b_hh, db_hh;  // (1, 3H)
+  // One layer and direction: parameters w_ih (3H, in), w_hh (3H, H), b_ih, b_hh (1, 3H)
+  // with their gradients (rnn_common.hpp), and the forward cache.
+  struct Cell : detail::RnnWeights<T> {
     Matrix<T> G;            // (B*T, 3H) gi, then [r | z | n] of every step
     Matrix<T> GHN;          // (B*T, H)  W_hn h + b_hn of every step
     Matrix<T> HP;           // (B*T, H)  state entering every step

@@ -13,7 +13,6 @@
 //   dc = dc~ .* f                                d(4) wrt c
 //   da = [di i(1-i) | df f(1-f) | dg (1-g^2) | do o(1-o)]   d(3)
 //   dx = da W_ih, dh = da W_hh; dW_ih += da^T x, dW_hh += da^T h, db_ih, db_hh += sum da
-#include <deque>
 #include <string>
 #include <vector>
 
@@ -90,20 +89,8 @@ class LSTMCell : public ModuleBase<T> {
   LSTMCell(Index input_size, Index hidden_size, bool bias = true,
            Generator& gen = default_generator())
       : I_(input_size), H_(hidden_size), has_bias_(bias) {
-    detail::require(input_size > 0 && hidden_size > 0, "LSTMCell",
-                    "input_size and hidden_size must be positive, got " +
-                        std::to_string(input_size) + " and " + std::to_string(hidden_size));
-    const double bound = 1.0 / std::sqrt(static_cast<double>(H_));
-    detail::init_uniform(W_ih_, 4 * H_, I_, bound, gen);  // (4H, I)
-    detail::init_uniform(W_hh_, 4 * H_, H_, bound, gen);  // (4H, H)
-    dW_ih_ = Matrix<T>::Zero(4 * H_, I_);
-    dW_hh_ = Matrix<T>::Zero(4 * H_, H_);
-    if (has_bias_) {
-      detail::init_uniform(b_ih_, 1, 4 * H_, bound, gen);  // (1, 4H)
-      detail::init_uniform(b_hh_, 1, 4 * H_, bound, gen);  // (1, 4H)
-      db_ih_ = Matrix<T>::Zero(1, 4 * H_);
-      db_hh_ = Matrix<T>::Zero(1, 4 * H_);
-    }
+    detail::check_rnn_sizes("LSTMCell", input_size, hidden_size);
+    p_.init(4, I_, H_, has_bias_, gen);  // (4H, I), (4H, H), (1, 4H), (1, 4H)
   }
 
   // forward       x: (B, I), h, c: (B, H) or empty for zeros -> {h' (B, H), c' (B, H)}
@@ -113,14 +100,14 @@ class LSTMCell : public ModuleBase<T> {
     const Index B = x.rows();
     detail::check_state<T>("LSTMCell", "hidden state", h, B, H_);
     detail::check_state<T>("LSTMCell", "cell state", c, B, H_);
-    Step& s = slot();
+    Step& s = steps_.slot(this->training_);  // training: pushed
     s.x = x;  // copies first: inputs may be an earlier step's outputs living in this slot
     if (h.size() != 0) s.h = h; else s.h.setZero(B, H_);
     if (c.size() != 0) s.c = c; else s.c.setZero(B, H_);
     s.gates.resize(B, 4 * H_);                               // (B, 4H)
-    s.gates.noalias() = s.x * W_ih_.transpose();             // (1)
-    s.gates.noalias() += s.h * W_hh_.transpose();            // (2)
-    if (has_bias_) s.gates.rowwise() += b_ih_.row(0) + b_hh_.row(0);
+    s.gates.noalias() = s.x * p_.w_ih.transpose();           // (1)
+    s.gates.noalias() += s.h * p_.w_hh.transpose();          // (2)
+    if (has_bias_) s.gates.rowwise() += p_.b_ih.row(0) + p_.b_hh.row(0);
     s.c_new.resize(B, H_);
     s.tc.resize(B, H_);
     s.h_new.resize(B, H_);
@@ -131,10 +118,10 @@ class LSTMCell : public ModuleBase<T> {
   // backward of the most recent cached step
   //   dh', dc': (B, H) (dc' empty = zero) -> {dx (B, I), dh (B, H), dc (B, H)}
   Grads backward(const ConstRef<T>& dh_new, const ConstRef<T>& dc_new = Matrix<T>()) {
-    if (depth_ == 0)
+    if (steps_.depth() == 0)
       throw ValueError("LSTMCell: backward called with no cached step (call forward in training "
                        "mode once per backward)");
-    Step& s = steps_[static_cast<std::size_t>(--depth_)];
+    Step& s = steps_.pop();
     const Index B = s.x.rows();
     detail::check_shape("LSTMCell", "gradient", dh_new, B, H_);
     detail::check_state<T>("LSTMCell", "cell state gradient", dc_new, B, H_);
@@ -143,32 +130,29 @@ class LSTMCell : public ModuleBase<T> {
     da_.resize(B, 4 * H_);  // (B, 4H)
     dc_.resize(B, H_);      // (B, H)
     detail::lstm_gates_backward<T>(s.gates, s.c, s.tc, dhn_, dcn_, da_, dc_);  // d(3)-(5)
-    dW_ih_.noalias() += da_.transpose() * s.x;   // d(1) wrt W_ih: (4H, B)(B, I)
-    dW_hh_.noalias() += da_.transpose() * s.h;   // d(2) wrt W_hh: (4H, B)(B, H)
+    p_.dw_ih.noalias() += da_.transpose() * s.x;  // d(1) wrt W_ih: (4H, B)(B, I)
+    p_.dw_hh.noalias() += da_.transpose() * s.h;  // d(2) wrt W_hh: (4H, B)(B, H)
     if (has_bias_) {
-      db_ih_.row(0) += da_.colwise().sum();      // d(1), d(2) wrt the biases: the same sum
-      db_hh_.row(0) += da_.colwise().sum();
+      p_.db_ih.row(0) += da_.colwise().sum();     // d(1), d(2) wrt the biases: the same sum
+      p_.db_hh.row(0) += da_.colwise().sum();
     }
     dh_.resize(B, H_);
-    dh_.noalias() = da_ * W_hh_;                 // d(2) wrt h: (B, 4H)(4H, H)
+    dh_.noalias() = da_ * p_.w_hh;                // d(2) wrt h: (B, 4H)(4H, H)
     if (input_grad_) {
       dx_.resize(B, I_);
-      dx_.noalias() = da_ * W_ih_;               // d(1) wrt x: (B, 4H)(4H, I)
+      dx_.noalias() = da_ * p_.w_ih;              // d(1) wrt x: (B, 4H)(4H, I)
     } else {
       dx_.resize(0, I_);
     }
     return {dx_, dh_, dc_};
   }
 
-  Index cached_steps() const { return depth_; }
-  void clear() { depth_ = 0; }
+  Index cached_steps() const { return steps_.depth(); }
+  void clear() { steps_.clear(); }
 
   std::vector<Parameter<T>> parameters() override {
-    std::vector<Parameter<T>> ps{{"weight_ih", &W_ih_, &dW_ih_}, {"weight_hh", &W_hh_, &dW_hh_}};
-    if (has_bias_) {
-      ps.push_back({"bias_ih", &b_ih_, &db_ih_});
-      ps.push_back({"bias_hh", &b_hh_, &db_hh_});
-    }
+    std::vector<Parameter<T>> ps;
+    p_.append_parameters(ps);  // weight_ih, weight_hh, bias_ih, bias_hh
     return ps;
   }
   std::string name() const override { return "LSTMCell"; }
@@ -177,10 +161,10 @@ class LSTMCell : public ModuleBase<T> {
 
   Index input_size() const { return I_; }
   Index hidden_size() const { return H_; }
-  Matrix<T>& weight_ih() { return W_ih_; }  // (4H, I) rows [W_ii; W_if; W_ig; W_io]
-  Matrix<T>& weight_hh() { return W_hh_; }  // (4H, H)
-  Matrix<T>& bias_ih() { return b_ih_; }    // (1, 4H); empty without bias
-  Matrix<T>& bias_hh() { return b_hh_; }    // (1, 4H); empty without bias
+  Matrix<T>& weight_ih() { return p_.w_ih; }  // (4H, I) rows [W_ii; W_if; W_ig; W_io]
+  Matrix<T>& weight_hh() { return p_.w_hh; }  // (4H, H)
+  Matrix<T>& bias_ih() { return p_.b_ih; }    // (1, 4H); empty without bias
+  Matrix<T>& bias_hh() { return p_.b_hh; }    // (1, 4H); empty without bias
 
  private:
   struct Step {
@@ -192,22 +176,11 @@ class LSTMCell : public ModuleBase<T> {
     Matrix<T> h_new;     // (B, H)
   };
 
-  Step& slot() {
-    if (static_cast<std::size_t>(depth_) == steps_.size()) steps_.emplace_back();  // deque: no moves
-    Step& s = steps_[static_cast<std::size_t>(depth_)];
-    if (this->training_) ++depth_;
-    return s;
-  }
-
   Index I_, H_;
   bool has_bias_;
   bool input_grad_ = true;
-  Matrix<T> W_ih_, dW_ih_;  // (4H, I)
-  Matrix<T> W_hh_, dW_hh_;  // (4H, H)
-  Matrix<T> b_ih_, db_ih_;  // (1, 4H)
-  Matrix<T> b_hh_, db_hh_;  // (1, 4H)
-  std::deque<Step> steps_;  // slots [0, depth_) hold live caches
-  Index depth_ = 0;
+  detail::RnnWeights<T> p_;  // w_ih (4H, I), w_hh (4H, H), b_ih, b_hh (1, 4H)
+  detail::StepStack<Step> steps_;  // per-step caches, see the class comment
   Matrix<T> da_;                  // (B, 4H)
   Matrix<T> dhn_, dcn_, dh_, dc_;  // (B, H)
   Matrix<T> dx_;                  // (B, I)
@@ -235,27 +208,11 @@ class LSTM : public ModuleBase<T> {
        Generator& gen = default_generator())
       : I_(input_size), H_(hidden_size), L_(opt.num_layers), D_(opt.bidirectional ? 2 : 1),
         has_bias_(opt.bias) {
-    detail::require(input_size > 0 && hidden_size > 0, "LSTM",
-                    "input_size and hidden_size must be positive, got " +
-                        std::to_string(input_size) + " and " + std::to_string(hidden_size));
-    detail::require(L_ > 0, "LSTM", "num_layers must be positive, got " + std::to_string(L_));
-    const double bound = 1.0 / std::sqrt(static_cast<double>(H_));
+    detail::check_rnn_sizes("LSTM", input_size, hidden_size, L_);
     cells_.resize(static_cast<std::size_t>(L_ * D_));
-    for (Index l = 0; l < L_; ++l)
-      for (Index d = 0; d < D_; ++d) {
-        Cell& c = cell(l, d);
-        const Index in = l == 0 ? I_ : D_ * H_;
-        detail::init_uniform(c.w_ih, 4 * H_, in, bound, gen);  // (4H, in)
-        detail::init_uniform(c.w_hh, 4 * H_, H_, bound, gen);  // (4H, H)
-        c.dw_ih = Matrix<T>::Zero(4 * H_, in);
-        c.dw_hh = Matrix<T>::Zero(4 * H_, H_);
-        if (has_bias_) {
-          detail::init_uniform(c.b_ih, 1, 4 * H_, bound, gen);  // (1, 4H)
-          detail::init_uniform(c.b_hh, 1, 4 * H_, bound, gen);  // (1, 4H)
-          c.db_ih = Matrix<T>::Zero(1, 4 * H_);
-          c.db_hh = Matrix<T>::Zero(1, 4 * H_);
-        }
-      }
+    for (Index l = 0; l < L_; ++l)    // layer l > 0 reads layer l-1's output, D*H columns
+      for (Index d = 0; d < D_; ++d)  // (4H, in), (4H, H), (1, 4H), (1, 4H)
+        cell(l, d).init(4, l == 0 ? I_ : D_ * H_, H_, has_bias_, gen);
     out_.resize(static_cast<std::size_t>(L_));
   }
 
@@ -387,16 +344,7 @@ class LSTM : public ModuleBase<T> {
   std::vector<Parameter<T>> parameters() override {
     std::vector<Parameter<T>> ps;
     for (Index l = 0; l < L_; ++l)
-      for (Index d = 0; d < D_; ++d) {
-        Cell& c = cell(l, d);
-        const std::string sfx = "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
-        ps.push_back({"weight_ih" + sfx, &c.w_ih, &c.dw_ih});
-        ps.push_back({"weight_hh" + sfx, &c.w_hh, &c.dw_hh});
-        if (has_bias_) {
-          ps.push_back({"bias_ih" + sfx, &c.b_ih, &c.db_ih});
-          ps.push_back({"bias_hh" + sfx, &c.b_hh, &c.db_hh});
-        }
-      }
+      for (Index d = 0; d < D_; ++d) cell(l, d).append_parameters(ps, detail::layer_suffix(l, d));
     return ps;
   }
   std::string name() const override { return "LSTM"; }
@@ -409,11 +357,9 @@ class LSTM : public ModuleBase<T> {
   Index num_directions() const { return D_; }
 
  private:
-  struct Cell {  // one layer and direction: parameters and forward cache
-    Matrix<T> w_ih, dw_ih;  // (4H, in)
-    Matrix<T> w_hh, dw_hh;  // (4H, H)
-    Matrix<T> b_ih, db_ih;  // (1, 4H)
-    Matrix<T> b_hh, db_hh;  // (1, 4H)
+  // One layer and direction: parameters w_ih (4H, in), w_hh (4H, H), b_ih, b_hh (1, 4H)
+  // with their gradients (rnn_common.hpp), and the forward cache.
+  struct Cell : detail::RnnWeights<T> {
     Matrix<T> G;            // (B*T, 4H) pre-activations, then [i | f | g | o] of every step
     Matrix<T> HP, CP;       // (B*T, H)  states entering every step
     Matrix<T> TC;           // (B*T, H)  tanh(c') of every step

@@ -1,5 +1,6 @@
 #pragma once
-// Pieces shared by GRU and LSTM (gru.hpp, lstm.hpp): options, PyTorch-style parameter init,
+// Pieces shared by GRU and LSTM (gru.hpp, lstm.hpp): options, the parameters of one cell or
+// layer and direction with PyTorch's init and names, the cells' per-step cache stack,
 // per-time-step views of batch-first sequence buffers, and the `lengths` mask.
 //
 // A sequence batch (B, T, F) is a row-major (B*T, F) matrix with sample b's step t at row
@@ -7,6 +8,7 @@
 // step_rows() view is an Eigen::Map with outer stride T * cols, so the time loop reads and
 // writes the sequence buffers in place, without gathering a time-major copy.
 #include <cmath>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -65,6 +67,81 @@ void init_uniform(Matrix<T>& m, Index rows, Index cols, double bound, Generator&
   m.resize(rows, cols);
   for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
 }
+
+// The parameters of one cell, or of one layer and direction of GRU / LSTM, with G gates
+// (GRU 3, LSTM 4) stacked in the rows as PyTorch stacks them, and their gradients:
+//   w_ih (G*H, in)   w_hh (G*H, H)   b_ih, b_hh (1, G*H), empty without bias
+template <typename T>
+struct RnnWeights {
+  Matrix<T> w_ih, dw_ih;  // (G*H, in)
+  Matrix<T> w_hh, dw_hh;  // (G*H, H)
+  Matrix<T> b_ih, db_ih;  // (1, G*H)
+  Matrix<T> b_hh, db_hh;  // (1, G*H)
+
+  // All U(-1/sqrt(H), 1/sqrt(H)), drawn in state_dict order weight_ih, weight_hh, bias_ih,
+  // bias_hh as PyTorch draws them (another order changes every seeded model); gradients zero.
+  void init(Index gates, Index in, Index H, bool bias, Generator& gen) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+    init_uniform(w_ih, gates * H, in, bound, gen);
+    init_uniform(w_hh, gates * H, H, bound, gen);
+    dw_ih = Matrix<T>::Zero(gates * H, in);
+    dw_hh = Matrix<T>::Zero(gates * H, H);
+    if (bias) {
+      init_uniform(b_ih, 1, gates * H, bound, gen);
+      init_uniform(b_hh, 1, gates * H, bound, gen);
+      db_ih = Matrix<T>::Zero(1, gates * H);
+      db_hh = Matrix<T>::Zero(1, gates * H);
+    }
+  }
+
+  // Appends weight_ih<suffix>, weight_hh<suffix>, then (with bias) bias_ih<suffix>,
+  // bias_hh<suffix>: state_dict names and order. suffix "" for a cell, "_l0", "_l0_reverse", ...
+  void append_parameters(std::vector<Parameter<T>>& ps, const std::string& suffix = "") {
+    ps.push_back({"weight_ih" + suffix, &w_ih, &dw_ih});
+    ps.push_back({"weight_hh" + suffix, &w_hh, &dw_hh});
+    if (b_ih.size() != 0) {
+      ps.push_back({"bias_ih" + suffix, &b_ih, &db_ih});
+      ps.push_back({"bias_hh" + suffix, &b_hh, &db_hh});
+    }
+  }
+};
+
+// PyTorch's name suffix of layer l, direction d: "_l0", "_l0_reverse", "_l1", ...
+inline std::string layer_suffix(Index l, Index d) {
+  return "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
+}
+
+// Constructor checks of the cells (num_layers = 1) and of GRU / LSTM.
+inline void check_rnn_sizes(const char* module, Index input_size, Index hidden_size,
+                            Index num_layers = 1) {
+  require(input_size > 0 && hidden_size > 0, module,
+          "input_size and hidden_size must be positive, got " + std::to_string(input_size) +
+              " and " + std::to_string(hidden_size));
+  require(num_layers > 0, module, "num_layers must be positive, got " + std::to_string(num_layers));
+}
+
+// The per-step cache stack of GRUCell and LSTMCell (see GRUCell): slots [0, depth()) hold live
+// caches. Slots are reused, never freed, and a deque does not move them when it grows, so a
+// reference to a slot stays valid.
+template <class Step>
+class StepStack {
+ public:
+  // push (training): the next slot, pushed. Otherwise (eval) the slot above the top, not pushed.
+  Step& slot(bool push) {
+    if (static_cast<std::size_t>(depth_) == steps_.size()) steps_.emplace_back();
+    Step& s = steps_[static_cast<std::size_t>(depth_)];
+    if (push) ++depth_;
+    return s;
+  }
+  // The most recent step, popped; depth() must be positive.
+  Step& pop() { return steps_[static_cast<std::size_t>(--depth_)]; }
+  Index depth() const { return depth_; }
+  void clear() { depth_ = 0; }
+
+ private:
+  std::deque<Step> steps_;
+  Index depth_ = 0;
+};
 
 // Validated sequence geometry for one forward call.
 struct SeqShape {
