@@ -220,3 +220,19 @@ TEST_CASE("Attention: float compiles and agrees with double") {
   auto gd = ad.backward(Matrix<double>::Ones(B * Tq, 3));
   CHECK(rel_err<double>(gf.dkey.cast<double>(), gd.dkey) < 1e-5);
 }
+
+// The masked exponential runs in SIMD packets plus a scalar tail: masked (-inf) entries must come
+// out as exact zeros in both (Eigen's packet exp alone would give a tiny nonzero), the rest must
+// match std::exp.
+TEST_CASE_TEMPLATE("masked_exp_inplace: exact zeros for -inf, std::exp elsewhere", T, float, double) {
+  Matrix<T> s(3, 37);  // 37: whole packets and a tail for every SIMD width
+  for (Index i = 0; i < s.size(); ++i) s.data()[i] = static_cast<T>(0.05 * (i % 41) - 1.0);
+  for (Index i = 0; i < s.size(); i += 5) s.data()[i] = heed::detail::kNegInf<T>;
+  Matrix<T> e = s;
+  heed::detail::masked_exp_inplace<T>(e, T(0.5));
+  for (Index i = 0; i < s.size(); ++i) {
+    CAPTURE(i);
+    if (i % 5 == 0) CHECK(e.data()[i] == T(0));
+    else CHECK(e.data()[i] == doctest::Approx(std::exp(s.data()[i] - T(0.5))).epsilon(1e-6));
+  }
+}
