@@ -1,12 +1,15 @@
 #pragma once
-// Shared by the libFuzzer targets: the readers under test take a path, so each input is written
-// to a per-process scratch file first.
+// Shared by the libFuzzer targets and make_corpus.cpp: the readers under test take a path, so
+// each input is written to a per-process scratch file first; the checkpoint target loads into
+// the same objects the corpus's checkpoints are saved from.
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <heed/heed.hpp>
+#include <memory>
 #include <string>
 
 namespace heed_fuzz {
@@ -29,5 +32,28 @@ inline void write_file(const std::string& path, const std::uint8_t* data, std::s
   if (size > 0 && std::fwrite(data, 1, size, f) != size) __builtin_trap();
   std::fclose(f);
 }
+
+// A small model, its Adam state, two values and a generator, bound to a checkpoint. The fuzz
+// target loads into it, make_corpus saves from it: one definition keeps the seed files loadable.
+template <typename T>
+struct CheckpointFixture {
+  heed::Sequential<T> model;
+  std::unique_ptr<heed::Adam<T>> opt;  // built once the model's parameters exist
+  double epoch;
+  int count;
+  heed::Generator gen{2};
+
+  CheckpointFixture(double epoch_, int count_) : epoch(epoch_), count(count_) {
+    heed::Generator init(1);
+    model.template emplace<heed::Linear<T>>(3, 2, true, init);
+    model.template emplace<heed::ReLU<T>>();
+    model.template emplace<heed::LayerNorm<T>>(2);
+    opt = std::make_unique<heed::Adam<T>>(model.parameters());
+  }
+  heed::Checkpoint<T> checkpoint() {
+    return heed::Checkpoint<T>().model(model).optimizer(*opt).value("epoch", epoch)
+        .value("count", count).generator("shuffle", gen);
+  }
+};
 
 }  // namespace heed_fuzz

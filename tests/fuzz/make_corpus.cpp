@@ -6,6 +6,8 @@
 #include <heed/heed.hpp>
 #include <string>
 
+#include "fuzz_common.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -33,18 +35,9 @@ std::string labels(std::uint32_t n, int classes) {
 
 template <typename T>
 std::string checkpoint() {
-  heed::Generator init(1);
-  heed::Sequential<T> model;
-  model.template emplace<heed::Linear<T>>(3, 2, true, init);
-  model.template emplace<heed::ReLU<T>>();
-  model.template emplace<heed::LayerNorm<T>>(2);
-  heed::Adam<T> opt(model.parameters(), {});
-  double epoch = 4;
-  int count = 7;
-  heed::Generator gen(2);
+  heed_fuzz::CheckpointFixture<T> fx(4, 7);
   const auto tmp = fs::temp_directory_path() / "heed_make_corpus.heed";
-  heed::Checkpoint<T>().model(model).optimizer(opt).value("epoch", epoch).value("count", count)
-      .generator("shuffle", gen).save(tmp.string());
+  fx.checkpoint().save(tmp.string());
   std::ifstream f(tmp, std::ios::binary);
   std::string img{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
   fs::remove(tmp);
