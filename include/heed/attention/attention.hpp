@@ -129,17 +129,12 @@ class Attention : public ModuleBase<T> {
 
  private:
   // Runs f(b, scratch) for every sample: on several threads when the score keeps no state
-  // (kStateless), else serially, with Eigen threading each product. `per_entry` = multiply-adds
-  // per (query, key) pair beyond the score, to judge whether threads pay off.
+  // (kStateless), else serially (flops 0), with Eigen threading each product. `per_entry` =
+  // multiply-adds per (query, key) pair beyond the score, to judge whether threads pay off.
   template <class F>
   void for_each_sample(double per_entry, F&& f) {
     const double flops = per_entry * static_cast<double>(B_ * Tq_) * static_cast<double>(Tk_);
-    if constexpr (detail::score_is_stateless<Score<T>>) {
-      detail::for_each_slice(B_, flops, dP_, f);
-    } else {
-      if (dP_.empty()) dP_.resize(1);
-      for (Index b = 0; b < B_; ++b) f(b, dP_[0]);
-    }
+    detail::for_each_slice(B_, detail::score_is_stateless<Score<T>> ? flops : 0.0, dP_, f);
   }
 
   Score<T> score_;
