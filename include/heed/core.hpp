@@ -4,4 +4,6 @@
 #include "core/module.hpp"
 #include "core/parallel.hpp"
 #include "core/random.hpp"
+#include "core/state_dict.hpp"
+#include "core/summary.hpp"
 #include "core/tensor.hpp"

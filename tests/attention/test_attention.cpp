@@ -160,13 +160,13 @@ TEST_CASE("Attention: dropout on the weights, inverted scaling, gradient-checked
   heed::Attention<double> att(heed::ScaledDotProductScore<double>(), 0.4, drop_gen);
   auto q = randn(B * Tq, 4, 1), k = randn(B * Tk, 4, 2), v = randn(B * Tk, 3, 3);
   auto r = check_qkv(att, q, k, v, [&](auto& a, auto& b, auto& c) -> const Matrix<double>& {
-    drop_gen.seed(99);  // same mask at every evaluation
+    att.generator().seed(99);  // same mask at every evaluation
     return att.forward(a, b, c, B);
   });
   INFO(r.detail);
   CHECK(r.ok);
   // the mask really drops: some context differs from eval mode, eval mode is deterministic
-  drop_gen.seed(99);
+  att.generator().seed(99);
   const Matrix<double> ctrain = att.forward(q, k, v, B);
   att.eval();
   CHECK_FALSE(att.training());

@@ -118,7 +118,7 @@ TEST_CASE("MultiheadAttention: gradient check with dropout in training, without 
   MultiheadAttention<double> mha_d(4, 2, {.dropout = 0.3}, drop);
   mha_d.forward(randn(6, 4, 1), 2, {.need_weights = false});
   CHECK_FALSE(mha_d.used_fused());  // dropout active in training: plain path
-  auto r = check_mha(mha_d, 2, 3, 3, {.need_weights = false}, 1, [&] { drop.seed(5); });
+  auto r = check_mha(mha_d, 2, 3, 3, {.need_weights = false}, 1, [&] { mha_d.generator().seed(5); });
   INFO(r.detail);
   CHECK(r.ok);
   mha_d.eval();

@@ -24,6 +24,7 @@ class Activation : public Module<T> {
 
   // backward: dx = df/dx applied to dy, using the cached y (and x when needed)  // (B, F)
   const Matrix<T>& backward(const ConstRef<T>& dy) override {
+    detail::require_forward(y_.cols() != 0 || y_.rows() != 0, Derived::kName);
     detail::check_shape(Derived::kName, "gradient", dy, y_.rows(), y_.cols());
     dx_.resize(dy.rows(), dy.cols());
     self().grad(x_, y_, dy, dx_);

@@ -15,9 +15,10 @@
 namespace heed {
 
 template <typename T>
-class AdditiveScore {
+class AdditiveScore : public ModuleBase<T> {
  public:
   static constexpr const char* kName = "Additive";
+  std::string name() const override { return kName; }
 
   AdditiveScore(Index query_dim, Index key_dim, Index hidden, Generator& gen = default_generator())
       : dq_(query_dim), dk_(key_dim), H_(hidden) {
@@ -76,7 +77,7 @@ class AdditiveScore {
     dK.noalias() = dC_ * Wk_;               // d of (2) wrt K:   (Tk, H)(H, dk)
   }
 
-  std::vector<Parameter<T>> parameters() {
+  std::vector<Parameter<T>> local_parameters() override {
     return {{"W_q", &Wq_, &dWq_}, {"W_k", &Wk_, &dWk_}, {"v", &v_, &dv_}};
   }
 

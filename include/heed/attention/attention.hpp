@@ -41,18 +41,22 @@ class Attention : public ModuleBase<T> {
  public:
   using ScoreType = Score<T>;
 
+  // With dropout > 0 the module owns its dropout stream, seeded by one draw from `gen`;
+  // `gen` is not kept (a module built from a local generator must not dangle).
   explicit Attention(Score<T> score = Score<T>(), double dropout = 0.0,
                      Generator& gen = default_generator())
-      : score_(std::move(score)), p_(dropout), gen_(&gen) {
-    detail::require(dropout >= 0.0 && dropout < 1.0, name().c_str(),
+      : score_(std::move(score)), p_(dropout),
+        name_(std::string("Attention<") + Score<T>::kName + ">") {
+    detail::require(dropout >= 0.0 && dropout < 1.0, name_.c_str(),
                     "dropout must be in [0, 1), got " + std::to_string(dropout));
+    if (p_ > 0.0) gen_.seed(gen.bits());
   }
 
   // forward      queries (B*Tq, dq), keys (B*Tk, dk), values (B*Tk, dv) -> context (B*Tq, dv)
   const Matrix<T>& forward(const ConstRef<T>& queries, const ConstRef<T>& keys,
                            const ConstRef<T>& values, Index B,
                            const AttentionMasks<T>& masks = {}) {
-    const std::string who = name();
+    const std::string& who = name_;
     detail::check_qkv_rows(who, queries.rows(), keys.rows(), values.rows(), B, Tq_, Tk_);
     score_.check(who, queries.cols(), keys.cols());
     detail::validate_masks(who, masks, B, Tq_, Tk_);
@@ -69,7 +73,7 @@ class Attention : public ModuleBase<T> {
       const T keep_scale = static_cast<T>(1.0 / (1.0 - p_));
       M_.resize(B * Tq_, Tk_);  // (B*Tq, Tk): 0 or 1/(1-p), inverted dropout
       for (Index i = 0; i < M_.size(); ++i)
-        M_.data()[i] = gen_->uniform() < p_ ? T(0) : keep_scale;
+        M_.data()[i] = gen_.uniform() < p_ ? T(0) : keep_scale;
       Pd_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)
     }
     P_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)
@@ -94,7 +98,8 @@ class Attention : public ModuleBase<T> {
   // backward     dcontext (B*Tq, dv) -> dquery (B*Tq, dq), dkey (B*Tk, dk), dvalue (B*Tk, dv)
   // and += score-parameter gradients.
   AttentionGrads<T> backward(const ConstRef<T>& dcontext) {
-    detail::check_shape(name().c_str(), "gradient", dcontext, C_.rows(), C_.cols());
+    detail::require_forward(B_ > 0, name_);
+    detail::check_shape(name_.c_str(), "gradient", dcontext, C_.rows(), C_.cols());
     dQ_.resize(Q_.rows(), Q_.cols());
     dK_.resize(K_.rows(), K_.cols());
     dV_.resize(V_.rows(), V_.cols());
@@ -115,17 +120,21 @@ class Attention : public ModuleBase<T> {
     return {dQ_, dK_, dV_};
   }
 
-  std::vector<Parameter<T>> parameters() override { return score_.parameters(); }
-  std::string name() const override {
-    return std::string("Attention<") + Score<T>::kName + ">";
+  // The score is a transparent child: its parameters are the module's own ("W_q", "W_k", "v"
+  // for Additive).
+  Children<T> children() override { return {{"", &score_}}; }
+  std::string name() const override { return name_; }
+  std::string extra_repr() const override {
+    return p_ > 0.0 ? "dropout=" + detail::num_repr(p_) : std::string();
   }
+  Generator* local_generator() override { return p_ > 0.0 ? &gen_ : nullptr; }
 
   // Attention weights of the last forward, (B*Tq, Tk): row b*Tq + i is how much query i of
   // sample b attended to each key; rows sum to 1 (0 for fully masked rows).
   const Matrix<T>& weights() const { return P_; }
   Score<T>& score() { return score_; }
   double dropout() const { return p_; }
-  Generator& generator() { return *gen_; }
+  Generator& generator() { return gen_; }
 
  private:
   // Runs f(b, scratch) for every sample: on several threads when the score keeps no state
@@ -139,7 +148,8 @@ class Attention : public ModuleBase<T> {
 
   Score<T> score_;
   double p_;
-  Generator* gen_;
+  std::string name_;  // "Attention<Additive>": built once, not per call
+  Generator gen_;     // dropout stream
   bool dropout_active_ = false;
   Index B_ = 0, Tq_ = 0, Tk_ = 0;
   Matrix<T> Q_;       // (B*Tq, dq)

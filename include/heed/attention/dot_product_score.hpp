@@ -7,7 +7,7 @@
 //   void check(const std::string& who, Index dq, Index dk);     // throws ShapeError
 //   void forward(Q, K, Ref<Matrix<T>> S);                       // S  = score(Q, K)
 //   void backward(Q, K, dS, Ref<Matrix<T>> dQ, Ref<Matrix<T>> dK);  // dQ, dK overwritten
-//   std::vector<Parameter<T>> parameters();
+//   a ModuleBase<T>: name() and local_parameters() (the score's learnable tensors);
 //   static constexpr bool kStateless;   // optional, default false: true when forward/backward
 //                                       // touch no member (no scratch, no gradients), so
 //                                       // Attention may run samples on several threads
@@ -21,9 +21,10 @@
 namespace heed {
 
 template <typename T>
-class DotProductScore {
+class DotProductScore : public ModuleBase<T> {
  public:
   static constexpr const char* kName = "DotProduct";
+  std::string name() const override { return kName; }
   static constexpr bool kStateless = true;
 
   void check(const std::string& who, Index dq, Index dk) const {
@@ -42,7 +43,7 @@ class DotProductScore {
     dK.noalias() = dS.transpose() * Q;   // d of (1) wrt K: (Tk, Tq)(Tq, d)
   }
 
-  std::vector<Parameter<T>> parameters() { return {}; }
+  std::vector<Parameter<T>> local_parameters() override { return {}; }
 };
 
 }  // namespace heed

@@ -176,6 +176,7 @@ class FusedAttention : public ModuleBase<T> {
   }
 
   AttentionGrads<T> backward(const ConstRef<T>& dout) {
+    detail::require_forward(B_ > 0, "FusedAttention");
     detail::check_shape("FusedAttention", "gradient", dout, O_.rows(), O_.cols());
     dQ_.resize(Q_.rows(), Q_.cols());
     dK_.resize(K_.rows(), K_.cols());

@@ -11,9 +11,10 @@
 namespace heed {
 
 template <typename T>
-class GeneralScore {
+class GeneralScore : public ModuleBase<T> {
  public:
   static constexpr const char* kName = "General";
+  std::string name() const override { return kName; }
 
   GeneralScore(Index query_dim, Index key_dim, Generator& gen = default_generator())
       : dq_(query_dim), dk_(key_dim) {
@@ -50,7 +51,7 @@ class GeneralScore {
     dQ.noalias() = dQW_ * W_.transpose();   // d of (1) wrt Q: (Tq, dk)(dk, dq)
   }
 
-  std::vector<Parameter<T>> parameters() { return {{"W", &W_, &dW_}}; }
+  std::vector<Parameter<T>> local_parameters() override { return {{"W", &W_, &dW_}}; }
 
   Matrix<T>& weight() { return W_; }  // (dq, dk)
 

@@ -20,8 +20,6 @@
 
 namespace heed {
 
-using BoolMatrix = Eigen::Matrix<bool, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 template <typename T>
 struct AttentionMasks {
   const BoolMatrix* key_padding_mask = nullptr;  // (B, Tk)  true = ignore key
@@ -31,6 +29,21 @@ struct AttentionMasks {
 
   bool any() const { return key_padding_mask || attn_mask || attn_bias || is_causal; }
 };
+
+// lengths (B) -> key_padding_mask (B, T): entry (b, t) is true (padding) for t >= lengths[b].
+// The mask of a padded batch whose sample b holds lengths[b] valid steps; ValueError for a
+// length outside [0, T].
+inline BoolMatrix key_padding_mask(const LabelsRef& lengths, Index T) {
+  if (T < 0) throw ValueError("key_padding_mask: T must be >= 0, got " + std::to_string(T));
+  BoolMatrix m(lengths.size(), T);
+  for (Index b = 0; b < lengths.size(); ++b) {
+    if (lengths(b) < 0 || lengths(b) > T)
+      throw ValueError("key_padding_mask: lengths[" + std::to_string(b) + "] = " +
+                       std::to_string(lengths(b)) + " out of range [0, " + std::to_string(T) + "]");
+    for (Index t = 0; t < T; ++t) m(b, t) = t >= lengths(b);
+  }
+  return m;
+}
 
 namespace detail {
 

@@ -16,7 +16,8 @@
 // add_bias_kv / add_zero_attn.
 //
 // Self-attention: pass the same x as query, key and value; its gradient is then
-// dquery + dkey + dvalue, which the caller sums (or use SelfAttention<T>, a Module that does).
+// dquery + dkey + dvalue. SelfAttention<T> (a Module) and heed::Graph sum it for you.
+// With requires_input_grad(false), backward returns empty dquery, dkey and dvalue.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -64,7 +65,7 @@ class MultiheadAttention : public ModuleBase<T> {
 
   MultiheadAttention(Index embed_dim, Index num_heads, MultiheadAttentionOptions opts = {},
                      Generator& gen = default_generator())
-      : E_(embed_dim), H_(num_heads), opts_(opts), gen_(&gen) {
+      : E_(embed_dim), H_(num_heads), opts_(opts) {
     detail::require(E_ > 0 && H_ > 0, "MultiheadAttention",
                     "embed_dim and num_heads must be positive, got " + std::to_string(E_) +
                         " and " + std::to_string(H_));
@@ -103,6 +104,9 @@ class MultiheadAttention : public ModuleBase<T> {
     for (Index i = 0; i < out_w_.size(); ++i)
       out_w_.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
     dout_w_ = Matrix<T>::Zero(E_, E_);
+    // With dropout the module owns its stream, seeded by one draw after the weights; `gen`
+    // is used for initialisation only and not kept.
+    if (opts.dropout > 0.0) gen_.seed(gen.bits());
     if (opts.bias) {
       in_b_ = Matrix<T>::Zero(1, 3 * E_);  // (1, 3E)
       din_b_ = Matrix<T>::Zero(1, 3 * E_);
@@ -152,7 +156,7 @@ class MultiheadAttention : public ModuleBase<T> {
         const T keep_scale = static_cast<T>(1.0 / (1.0 - opts_.dropout));
         M_.resize(B * H_ * Tq_, Tk_);  // (B*H*Tq, Tk)  0 or 1/(1-p)
         for (Index i = 0; i < M_.size(); ++i)
-          M_.data()[i] = gen_->uniform() < opts_.dropout ? T(0) : keep_scale;
+          M_.data()[i] = gen_.uniform() < opts_.dropout ? T(0) : keep_scale;
         Pd_.resize(B * H_ * Tq_, Tk_);
       }
       // (4) per slice i = b*H + h, one thread per slice
@@ -201,6 +205,7 @@ class MultiheadAttention : public ModuleBase<T> {
   // backward  doutput (B*Tq, E) -> dquery (B*Tq, E), dkey (B*Tk, kdim), dvalue (B*Tk, vdim);
   // += every parameter gradient.
   AttentionGrads<T> backward(const ConstRef<T>& doutput) {
+    detail::require_forward(B_ > 0, "MultiheadAttention");
     detail::check_shape("MultiheadAttention", "gradient", doutput, out_.rows(), E_);
     const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd_)));
     dout_w_.noalias() += doutput.transpose() * ctx_;  // d of (5) wrt W_o: (E, B*Tq)(B*Tq, E)
@@ -253,7 +258,7 @@ class MultiheadAttention : public ModuleBase<T> {
   }
 
   // PyTorch state_dict names and order.
-  std::vector<Parameter<T>> parameters() override {
+  std::vector<Parameter<T>> local_parameters() override {
     std::vector<Parameter<T>> ps;
     if (packed_) {
       ps.push_back({"in_proj_weight", &in_w_, &din_w_});
@@ -268,6 +273,14 @@ class MultiheadAttention : public ModuleBase<T> {
     return ps;
   }
   std::string name() const override { return "MultiheadAttention"; }
+  std::string extra_repr() const override {
+    std::string s = "embed_dim=" + std::to_string(E_) + ", num_heads=" + std::to_string(H_);
+    if (opts_.dropout > 0.0) s += ", dropout=" + detail::num_repr(opts_.dropout);
+    if (!packed_) s += ", kdim=" + std::to_string(kdim_) + ", vdim=" + std::to_string(vdim_);
+    if (!opts_.bias) s += ", bias=false";
+    return s;
+  }
+  Generator* local_generator() override { return opts_.dropout > 0.0 ? &gen_ : nullptr; }
 
   Index embed_dim() const { return E_; }
   Index num_heads() const { return H_; }
@@ -276,7 +289,7 @@ class MultiheadAttention : public ModuleBase<T> {
   Index vdim() const { return vdim_; }
   // True when the last forward went through the fused kernel (no weights kept).
   bool used_fused() const { return fused_; }
-  Generator& generator() { return *gen_; }
+  Generator& generator() { return gen_; }
   // Weights of the last forward (see MultiheadAttentionOutput), empty if not requested.
   const Matrix<T>& weights() const { return per_head_weights_ ? P_ : weights_; }
 
@@ -321,13 +334,17 @@ class MultiheadAttention : public ModuleBase<T> {
                         Matrix<T>& dx) {
     dW.noalias() += dy.transpose() * x;  // (E, rows)(rows, in)
     if (opts_.bias) din_b_.row(0).segment(which * E_, E_) += dy.colwise().sum();
+    if (!this->input_grad_) {  // requires_input_grad(false): only the weight gradients
+      dx.resize(0, x.cols());
+      return;
+    }
     dx.resize(x.rows(), x.cols());
     dx.noalias() = dy * W;  // (rows, E)(E, in)
   }
 
   Index E_, H_, hd_ = 0, kdim_ = 0, vdim_ = 0;
   MultiheadAttentionOptions opts_;
-  Generator* gen_;
+  Generator gen_;  // dropout stream, owned
   bool packed_ = true;
   bool dropout_active_ = false;
   bool fused_ = false;

@@ -11,9 +11,10 @@
 namespace heed {
 
 template <typename T>
-class ScaledDotProductScore {
+class ScaledDotProductScore : public ModuleBase<T> {
  public:
   static constexpr const char* kName = "ScaledDotProduct";
+  std::string name() const override { return kName; }
   static constexpr bool kStateless = true;
 
   explicit ScaledDotProductScore(std::optional<double> scale = std::nullopt) : scale_(scale) {
@@ -46,7 +47,7 @@ class ScaledDotProductScore {
     dK *= s;
   }
 
-  std::vector<Parameter<T>> parameters() { return {}; }
+  std::vector<Parameter<T>> local_parameters() override { return {}; }
 
  private:
   std::optional<double> scale_;

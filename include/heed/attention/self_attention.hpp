@@ -36,17 +36,20 @@ class SelfAttention : public Module<T> {
 
   // backward     dy (B*T, E) -> dx (B*T, E)
   const Matrix<T>& backward(const ConstRef<T>& dy) override {
+    mha_.requires_input_grad(this->input_grad_);
     auto g = mha_.backward(dy);
     dx_.resize(g.dquery.rows(), g.dquery.cols());
-    dx_ = g.dquery + g.dkey + g.dvalue;  // x was query, key and value
+    if (dx_.size() != 0) dx_ = g.dquery + g.dkey + g.dvalue;  // x was query, key and value
     return dx_;
   }
 
-  std::vector<Parameter<T>> parameters() override { return mha_.parameters(); }
+  // The MultiheadAttention is a transparent child: its tensors have the SelfAttention's own
+  // names ("in_proj_weight", ..., "out_proj.bias"), so it loads a PyTorch
+  // MultiheadAttention's state_dict; its mode and dropout stream are the module's too.
+  Children<T> children() override { return {{"", &mha_}}; }
   std::string name() const override { return "SelfAttention"; }
-  void train(bool on = true) override {
-    Module<T>::train(on);
-    mha_.train(on);
+  std::string extra_repr() const override {
+    return mha_.extra_repr() + ", seq_len=" + std::to_string(T_);
   }
 
   // Masks and flags used by every forward; mask matrices must outlive the backward.

@@ -76,5 +76,17 @@ inline void require(bool ok, const char* module, const std::string& msg) {
   if (!ok) throw ValueError(std::string(module) + ": " + msg);
 }
 
+// A double as summary() and messages print it: shortest form, "0.1", "1e-05".
+inline std::string num_repr(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// A backward with nothing cached to differentiate.
+inline void require_forward(bool done, const std::string& module) {
+  if (!done) throw ValueError(module + ": backward called before forward");
+}
+
 }  // namespace detail
 }  // namespace heed

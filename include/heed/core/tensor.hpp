@@ -30,4 +30,10 @@ using ConstRef = Eigen::Ref<const Matrix<T>>;
 using Labels = Eigen::Matrix<std::int32_t, Eigen::Dynamic, 1>;
 using LabelsRef = Eigen::Ref<const Labels>;
 
+// A batch of token ids, (B, T) row-major: sample b's step t at (b, t), as a (B, T) LongTensor.
+using Tokens = Eigen::Matrix<std::int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Boolean masks, row-major like everything else: (B, Tk) key padding, (Tq, Tk) attention masks.
+using BoolMatrix = Eigen::Matrix<bool, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 }  // namespace heed

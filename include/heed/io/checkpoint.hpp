@@ -7,6 +7,12 @@
 //   ck.model(model).optimizer(opt).value("epoch", epoch).generator("shuffle", gen);
 //   ck.save("run.heed");  ...  ck.load("run.heed");
 //
+// save/load take any module (ModuleBase<T>) and store its state_dict: every parameter and
+// buffer its registry reaches, as "model.<name>". Checkpoint::model binds the same tensors plus
+// the run-time random streams of its modules (dropout), as "rng.model.<module path>", so a
+// resumed run draws the same masks. Names must be unique: save() refuses duplicates, which
+// could never be loaded back.
+//
 // Loading is all-or-nothing: the file is fully validated (see checkpoint_format.hpp) and every
 // bound tensor's name and shape checked before any value is assigned, so a failed load leaves
 // the model untouched. A float file loads into a double model and vice versa (values are
@@ -27,9 +33,19 @@ namespace heed {
 template <typename T>
 class Checkpoint {
  public:
-  // Binds every parameter of `m` as "<prefix>.<parameter name>".
-  Checkpoint& model(Module<T>& m, const std::string& prefix = "model") {
+  // Binds every parameter and buffer of `m` as "<prefix>.<name>" and every generator of its
+  // modules as "rng.<prefix>[.<module path>]".
+  Checkpoint& model(ModuleBase<T>& m, const std::string& prefix = "model") {
+    weights(m, prefix);
+    for (auto& [path, g] : m.generators())
+      generators_.push_back({"rng." + prefix + (path.empty() ? "" : "." + path), g});
+    return *this;
+  }
+
+  // Only the state_dict tensors (parameters and buffers), as heed::save stores them.
+  Checkpoint& weights(ModuleBase<T>& m, const std::string& prefix = "model") {
     for (auto& p : m.parameters()) tensor(prefix + "." + p.name, *p.value);
+    for (auto& b : m.buffers()) tensor(prefix + "." + b.name, *b.value);
     return *this;
   }
 
@@ -61,6 +77,7 @@ class Checkpoint {
   }
 
   void save(const std::string& path) const {
+    check_unique("save: '" + path + "'");
     io::Writer<T> w;
     for (const auto& t : tensors_) w.tensor(t.name, *t.m);
     for (const auto& s : scalars_) {
@@ -79,6 +96,7 @@ class Checkpoint {
   }
 
   void load(const std::string& path) {
+    check_unique("load: '" + path + "'");
     const io::Entries file = io::read_file(path);
     // Phase 1: check that every bound name exists with the right kind and shape, and that the
     // file has nothing in the bound namespaces that is not bound (a model with other layers).
@@ -134,6 +152,22 @@ class Checkpoint {
   }
 
  private:
+  // ValueError naming every name bound twice.
+  void check_unique(const std::string& where) const {
+    std::vector<std::string> names;
+    for (const auto& t : tensors_) names.push_back(t.name);
+    for (const auto& sc : scalars_) names.push_back(sc.name);
+    for (const auto& g : generators_) names.push_back(g.name);
+    std::sort(names.begin(), names.end());
+    std::string dups;
+    for (std::size_t i = 1; i < names.size(); ++i)
+      if (names[i] == names[i - 1] && (i == 1 || names[i - 1] != names[i - 2]))
+        dups += (dups.empty() ? "'" : ", '") + names[i] + "'";
+    if (!dups.empty())
+      throw ValueError(where + ": names bound more than once: " + dups +
+                       " (a file with duplicates could never be loaded)");
+  }
+
   struct TensorBinding {
     std::string name;
     Matrix<T>* m;
@@ -152,16 +186,17 @@ class Checkpoint {
   std::vector<GeneratorBinding> generators_;
 };
 
-// Saves a model's parameters (names as its state_dict) to `path`, atomically.
+// Saves a model's state_dict (parameters and buffers, by name) to `path`, atomically.
 template <typename T>
-void save(Module<T>& model, const std::string& path) {
-  Checkpoint<T>().model(model).save(path);
+void save(const ModuleBase<T>& model, const std::string& path) {
+  Checkpoint<T>().weights(const_cast<ModuleBase<T>&>(model)).save(path);  // only read
 }
 
-// Loads parameters saved by save() (from a float or a double model) into `model`.
+// Loads a state_dict saved by save() or Checkpoint (from a float or a double model) into
+// `model`; all or nothing.
 template <typename T>
-void load(Module<T>& model, const std::string& path) {
-  Checkpoint<T>().model(model).load(path);
+void load(ModuleBase<T>& model, const std::string& path) {
+  Checkpoint<T>().weights(model).load(path);
 }
 
 }  // namespace heed

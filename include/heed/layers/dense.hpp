@@ -20,13 +20,11 @@ class Dense : public Module<T> {
   const Matrix<T>& backward(const ConstRef<T>& dy) override {
     return linear_.backward(act_.backward(dy));  // chain rule, in reverse order
   }
-  std::vector<Parameter<T>> parameters() override { return linear_.parameters(); }
+  // The Linear is a transparent child: its parameters are the Dense's own ("weight", "bias"),
+  // so a Dense loads the state_dict of a Linear.
+  Children<T> children() override { return {{"", &linear_}}; }
   std::string name() const override { return "Dense<" + act_.name() + ">"; }
-  void train(bool on = true) override {
-    Module<T>::train(on);
-    linear_.train(on);
-    act_.train(on);
-  }
+  std::string extra_repr() const override { return linear_.extra_repr(); }
   void requires_input_grad(bool on) override {
     Module<T>::requires_input_grad(on);
     linear_.requires_input_grad(on);

@@ -15,7 +15,9 @@ class Dropout : public Module<T> {
   }
 
   const Matrix<T>& forward(const ConstRef<T>& x) override {
-    if (!this->training_ || p_ == 0.0) {
+    rows_ = x.rows();
+    cols_ = x.cols();
+    if (!this->training_ || p_ == 0.0) {  // the identity, copied: the return is a Matrix&
       active_ = false;
       y_ = x;
       return y_;
@@ -30,13 +32,17 @@ class Dropout : public Module<T> {
   }
 
   const Matrix<T>& backward(const ConstRef<T>& dy) override {
-    detail::check_shape("Dropout", "gradient", dy, y_.rows(), y_.cols());
+    detail::require_forward(cols_ >= 0, "Dropout");
+    detail::check_shape("Dropout", "gradient", dy, rows_, cols_);
     if (active_) dx_ = dy.cwiseProduct(mask_);  // d(1)
     else dx_ = dy;
     return dx_;
   }
 
   std::string name() const override { return "Dropout"; }
+  std::string extra_repr() const override { return "p=" + detail::num_repr(p_); }
+  // Its own stream, reached through the registry so a Checkpoint saves and restores it.
+  Generator* local_generator() override { return &gen_; }
   double p() const { return p_; }
   Generator& generator() { return gen_; }
 
@@ -44,6 +50,7 @@ class Dropout : public Module<T> {
   double p_;
   Generator gen_;
   bool active_ = false;
+  Index rows_ = -1, cols_ = -1;  // (B, F) of the last forward
   Matrix<T> mask_;  // (B, F)
   Matrix<T> y_;     // (B, F)
   Matrix<T> dx_;    // (B, F)

@@ -8,9 +8,10 @@
 // The input is integer ids, not a matrix, so Embedding is a ModuleBase<T> (parameters,
 // zero_grad, train/eval, name) rather than a single-input Module<T>. The gradient is
 // dense in storage but sparse in work: backward touches only the rows it was given.
-// For sequences, flatten (B, T) ids row-major (sample b's step t at b*T + t) and the output is
-// the (B*T, D) sequence layout the recurrent layers read.
+// For sequences, pass the (B, T) ids (heed::Tokens): the output is the (B*T, D) sequence
+// layout the attention and recurrent layers read.
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/module.hpp"
@@ -39,27 +40,49 @@ class Embedding : public ModuleBase<T> {
     dW_ = Matrix<T>::Zero(N_, D_);
   }
 
-  // forward                                                    ids: (N) -> y: (N, D)
-  const Matrix<T>& forward(const LabelsRef& ids) {
-    for (Index i = 0; i < ids.size(); ++i)
-      if (ids(i) < 0 || ids(i) >= N_)
-        throw ValueError("Embedding: index " + std::to_string(ids(i)) + " at position " +
-                         std::to_string(i) + " out of range [0, " + std::to_string(N_) + ")");
-    ids_ = ids;             // (N) kept for backward
-    y_.resize(ids.size(), D_);
-    for (Index i = 0; i < ids.size(); ++i) y_.row(i) = W_.row(ids(i));  // (1)
+  // forward     ids (N) -> y (N, D),  or  ids (B, T) row-major (heed::Tokens) -> y (B*T, D)
+  // A (B, T) batch is read row-major, sample b's step t at output row b*T + t: the sequence
+  // layout of the attention and recurrent layers. Any integer Eigen vector, matrix or block
+  // is accepted without a copy; a column-major matrix with several rows and columns is
+  // refused (its order is ambiguous), as is a non-integer scalar type at compile time.
+  template <class Derived>
+  const Matrix<T>& forward(const Eigen::DenseBase<Derived>& ids) {
+    static_assert(std::is_integral_v<typename Derived::Scalar>, "Embedding: ids must be integers");
+    const Index rows = ids.rows(), cols = ids.cols();
+    if (cols != 1 && rows != 1 && !Derived::IsRowMajor)
+      throw ShapeError("Embedding: ids expected (N) or a row-major (B, T) matrix (heed::Tokens), "
+                       "got a column-major " + detail::shape_str(rows, cols));
+    ids_.resize(rows * cols);  // (N), row-major order
+    for (Index r = 0, i = 0; r < rows; ++r)
+      for (Index c = 0; c < cols; ++c, ++i) {
+        const auto id = ids.derived().coeff(r, c);
+        if (id < 0 || id >= N_)
+          throw ValueError("Embedding: index " + std::to_string(id) + " at position " +
+                           (cols == 1 ? std::to_string(r)
+                                      : "(" + std::to_string(r) + ", " + std::to_string(c) + ")") +
+                           " out of range [0, " + std::to_string(N_) + ")");
+        ids_(i) = static_cast<std::int32_t>(id);
+      }
+    forwarded_ = true;
+    y_.resize(ids_.size(), D_);
+    for (Index i = 0; i < ids_.size(); ++i) y_.row(i) = W_.row(ids_(i));  // (1)
     return y_;
   }
 
   // backward: accumulates dy's rows into the rows of dW that forward read. dy: (N, D)
   void backward(const ConstRef<T>& dy) {
+    detail::require_forward(forwarded_, "Embedding");
     detail::check_shape("Embedding", "gradient", dy, ids_.size(), D_);
     for (Index i = 0; i < ids_.size(); ++i)
       if (ids_(i) != pad_) dW_.row(ids_(i)) += dy.row(i);  // d(1) wrt W: scatter-add
   }
 
-  std::vector<Parameter<T>> parameters() override { return {{"weight", &W_, &dW_}}; }
+  std::vector<Parameter<T>> local_parameters() override { return {{"weight", &W_, &dW_}}; }
   std::string name() const override { return "Embedding"; }
+  std::string extra_repr() const override {
+    return std::to_string(N_) + ", " + std::to_string(D_) +
+           (pad_ >= 0 ? ", padding_idx=" + std::to_string(pad_) : "");
+  }
 
   Index num_embeddings() const { return N_; }
   Index embedding_dim() const { return D_; }
@@ -70,6 +93,7 @@ class Embedding : public ModuleBase<T> {
   Index N_, D_, pad_;
   Matrix<T> W_, dW_;  // (N, D)
   Labels ids_;        // (N)
+  bool forwarded_ = false;
   Matrix<T> y_;       // (N, D)
 };
 

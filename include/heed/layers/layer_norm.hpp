@@ -43,30 +43,38 @@ class LayerNorm : public Module<T> {
   }
 
   const Matrix<T>& backward(const ConstRef<T>& dy) override {
+    detail::require_forward(xhat_.cols() == F_, "LayerNorm");
     detail::check_shape("LayerNorm", "gradient", dy, xhat_.rows(), F_);
     const Index B = dy.rows();
     if (affine_) {
       dgamma_.row(0) += dy.cwiseProduct(xhat_).colwise().sum();  // d(5) wrt gamma
       dbeta_.row(0) += dy.colwise().sum();                        // d(5) wrt beta
     }
+    // d(5) wrt xhat, built in dx_'s storage (no per-row temporaries), then d(1)-(4) wrt x
+    // folded into the standard closed form, row by row:
+    //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat .* xhat))
     dx_.resize(B, F_);
+    if (affine_) dx_ = dy.array().rowwise() * gamma_.row(0).array();
+    else dx_ = dy;
+    const T inv_f = T(1) / static_cast<T>(F_);
     for (Index b = 0; b < B; ++b) {
-      // d(5) wrt xhat, then d(1)-(4) wrt x folded into the standard closed form:
-      //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat .* xhat))
-      const auto dxhat = affine_ ? (dy.row(b).array() * gamma_.row(0).array()).eval()
-                                 : dy.row(b).array().eval();
-      const T m1 = dxhat.mean();
-      const T m2 = (dxhat * xhat_.row(b).array()).mean();
-      dx_.row(b) = (rstd_(b) * (dxhat - m1 - xhat_.row(b).array() * m2)).matrix();
+      auto dxhat = dx_.row(b).array();
+      const T m1 = dxhat.sum() * inv_f;
+      const T m2 = dx_.row(b).dot(xhat_.row(b)) * inv_f;
+      dxhat = rstd_(b) * (dxhat - m1 - xhat_.row(b).array() * m2);
     }
     return dx_;
   }
 
-  std::vector<Parameter<T>> parameters() override {
+  std::vector<Parameter<T>> local_parameters() override {
     if (!affine_) return {};
     return {{"weight", &gamma_, &dgamma_}, {"bias", &beta_, &dbeta_}};
   }
   std::string name() const override { return "LayerNorm"; }
+  std::string extra_repr() const override {
+    return "(" + std::to_string(F_) + "), eps=" + detail::num_repr(eps_) +
+           ", elementwise_affine=" + (affine_ ? "true" : "false");
+  }
 
  private:
   Index F_;

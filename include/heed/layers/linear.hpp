@@ -42,6 +42,7 @@ class Linear : public Module<T> {
 
   // backward                                                    dy: (B, out) -> dx: (B, in)
   const Matrix<T>& backward(const ConstRef<T>& dy) override {
+    detail::require_forward(x_.cols() == in_, "Linear");
     detail::check_shape("Linear", "gradient", dy, x_.rows(), out_);
     dW_.noalias() += dy.transpose() * x_;                    // d(1) wrt W: (out, B)(B, in)
     if (has_bias_) db_.row(0) += dy.colwise().sum();         // d(2) wrt b: sum over batch
@@ -54,13 +55,17 @@ class Linear : public Module<T> {
     return dx_;
   }
 
-  std::vector<Parameter<T>> parameters() override {
+  std::vector<Parameter<T>> local_parameters() override {
     std::vector<Parameter<T>> ps{{"weight", &W_, &dW_}};
     if (has_bias_) ps.push_back({"bias", &b_, &db_});
     return ps;
   }
 
   std::string name() const override { return "Linear"; }
+  std::string extra_repr() const override {
+    return "in_features=" + std::to_string(in_) + ", out_features=" + std::to_string(out_) +
+           ", bias=" + (has_bias_ ? "true" : "false");
+  }
 
   Index in_features() const { return in_; }
   Index out_features() const { return out_; }

@@ -138,7 +138,7 @@ class LSTMCell : public ModuleBase<T> {
     }
     dh_.resize(B, H_);
     dh_.noalias() = da_ * p_.w_hh;                // d(2) wrt h: (B, 4H)(4H, H)
-    if (input_grad_) {
+    if (this->input_grad_) {
       dx_.resize(B, I_);
       dx_.noalias() = da_ * p_.w_ih;              // d(1) wrt x: (B, 4H)(4H, I)
     } else {
@@ -150,14 +150,13 @@ class LSTMCell : public ModuleBase<T> {
   Index cached_steps() const { return steps_.depth(); }
   void clear() { steps_.clear(); }
 
-  std::vector<Parameter<T>> parameters() override {
+  std::vector<Parameter<T>> local_parameters() override {
     std::vector<Parameter<T>> ps;
     p_.append_parameters(ps);  // weight_ih, weight_hh, bias_ih, bias_hh
     return ps;
   }
   std::string name() const override { return "LSTMCell"; }
-  void requires_input_grad(bool on) { input_grad_ = on; }
-  bool requires_input_grad() const { return input_grad_; }
+  std::string extra_repr() const override { return detail::rnn_repr(I_, H_, has_bias_); }
 
   Index input_size() const { return I_; }
   Index hidden_size() const { return H_; }
@@ -178,7 +177,6 @@ class LSTMCell : public ModuleBase<T> {
 
   Index I_, H_;
   bool has_bias_;
-  bool input_grad_ = true;
   detail::RnnWeights<T> p_;  // w_ih (4H, I), w_hh (4H, H), b_ih, b_hh (1, 4H)
   detail::StepStack<Step> steps_;  // per-step caches, see the class comment
   Matrix<T> da_;                  // (B, 4H)
@@ -291,7 +289,7 @@ class LSTM : public ModuleBase<T> {
     DA_.resize(B * T_, 4 * H);                          // (B*T, 4H)
     for (Index l = L_ - 1; l >= 0; --l) {
       const Matrix<T>& in = l == 0 ? x_ : out_[l - 1];  // (B*T, in)
-      const bool need_din = l > 0 || input_grad_;
+      const bool need_din = l > 0 || this->input_grad_;
       Matrix<T>& din = l == 0 ? dx_ : dmid_[(l - 1) % 2];  // (B*T, in); dmid_[l % 2] is dY
       din.resize(need_din ? B * T_ : 0, in.cols());
       const ConstRef<T> dY = l == L_ - 1 ? dy : ConstRef<T>(dmid_[l % 2]);  // (B*T, D*H)
@@ -341,15 +339,16 @@ class LSTM : public ModuleBase<T> {
   }
 
   // state_dict order and names, as GRU: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ...
-  std::vector<Parameter<T>> parameters() override {
+  std::vector<Parameter<T>> local_parameters() override {
     std::vector<Parameter<T>> ps;
     for (Index l = 0; l < L_; ++l)
       for (Index d = 0; d < D_; ++d) cell(l, d).append_parameters(ps, detail::layer_suffix(l, d));
     return ps;
   }
   std::string name() const override { return "LSTM"; }
-  void requires_input_grad(bool on) { input_grad_ = on; }
-  bool requires_input_grad() const { return input_grad_; }
+  std::string extra_repr() const override {
+    return detail::rnn_repr(I_, H_, has_bias_, L_, D_ == 2);
+  }
 
   Index input_size() const { return I_; }
   Index hidden_size() const { return H_; }
@@ -368,7 +367,7 @@ class LSTM : public ModuleBase<T> {
 
   Index I_, H_, L_, D_;
   bool has_bias_;
-  bool input_grad_ = true, masked_ = false;
+  bool masked_ = false;
   detail::SeqShape shape_;
   std::vector<Cell> cells_;     // l*D + d
   std::vector<Matrix<T>> out_;  // per layer (B*T, D*H)

@@ -111,6 +111,16 @@ inline std::string layer_suffix(Index l, Index d) {
   return "_l" + std::to_string(l) + (d == 1 ? "_reverse" : "");
 }
 
+// summary()'s arguments of the cells and layers, PyTorch's repr: "10, 20, num_layers=2".
+inline std::string rnn_repr(Index input_size, Index hidden_size, bool bias, Index num_layers = 1,
+                            bool bidirectional = false) {
+  std::string s = std::to_string(input_size) + ", " + std::to_string(hidden_size);
+  if (num_layers != 1) s += ", num_layers=" + std::to_string(num_layers);
+  if (!bias) s += ", bias=false";
+  if (bidirectional) s += ", bidirectional=true";
+  return s;
+}
+
 // Constructor checks of the cells (num_layers = 1) and of GRU / LSTM.
 inline void check_rnn_sizes(const char* module, Index input_size, Index hidden_size,
                             Index num_layers = 1) {

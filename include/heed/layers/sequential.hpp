@@ -2,6 +2,8 @@
 // Sequential: modules applied in order; backward runs them in reverse. Parameter names are
 // prefixed by the module's index ("0.weight", "2.bias"), as PyTorch's nn.Sequential state_dict.
 #include <memory>
+#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -13,6 +15,17 @@ template <typename T>
 class Sequential : public Module<T> {
  public:
   Sequential() = default;
+  Sequential(Sequential&&) = default;
+  Sequential& operator=(Sequential&&) = default;
+
+  // Sequential<float>(Linear<float>(784, 256), ReLU<float>(), Linear<float>(256, 10)):
+  // each module is moved in, in order.
+  template <class... Ms>
+    requires(sizeof...(Ms) > 0 && (std::is_base_of_v<Module<T>, std::decay_t<Ms>> && ...) &&
+             !(sizeof...(Ms) == 1 && (std::is_same_v<std::decay_t<Ms>, Sequential> && ...)))
+  explicit Sequential(Ms&&... ms) {
+    (emplace<std::decay_t<Ms>>(std::forward<Ms>(ms)), ...);
+  }
 
   // Constructs a module in place and returns it: net.emplace<Linear<float>>(784, 256).
   template <class M, class... Args>
@@ -25,42 +38,39 @@ class Sequential : public Module<T> {
 
   Module<T>& add(std::unique_ptr<Module<T>> m) {
     if (!m) throw ValueError("Sequential: add() got a null module");
-    m->train(this->training_);
+    m->train(this->training_);  // a module added to an eval()'d Sequential is in eval mode
     modules_.push_back(std::move(m));
     sync_input_grad();
     return *modules_.back();
   }
 
+  // A ShapeError from module i is re-thrown with its position: "Sequential[2] (Linear): ...".
   const Matrix<T>& forward(const ConstRef<T>& x) override {
     if (modules_.empty()) throw ValueError("Sequential: forward() on an empty Sequential");
-    const Matrix<T>* h = &modules_[0]->forward(x);
-    for (std::size_t i = 1; i < modules_.size(); ++i) h = &modules_[i]->forward(*h);
+    const Matrix<T>* h = nullptr;
+    for (std::size_t i = 0; i < modules_.size(); ++i)
+      h = at_index(i, [&] { return &modules_[i]->forward(i == 0 ? x : ConstRef<T>(*h)); });
     return *h;
   }
 
   const Matrix<T>& backward(const ConstRef<T>& dy) override {
     if (modules_.empty()) throw ValueError("Sequential: backward() on an empty Sequential");
-    const Matrix<T>* g = &modules_.back()->backward(dy);
-    for (std::size_t i = modules_.size() - 1; i-- > 0;) g = &modules_[i]->backward(*g);
+    const Matrix<T>* g = nullptr;
+    for (std::size_t i = modules_.size(); i-- > 0;)
+      g = at_index(i, [&] {
+        return &modules_[i]->backward(i + 1 == modules_.size() ? dy : ConstRef<T>(*g));
+      });
     return *g;
   }
 
-  std::vector<Parameter<T>> parameters() override {
-    std::vector<Parameter<T>> all;
-    for (std::size_t i = 0; i < modules_.size(); ++i) {
-      auto ps = modules_[i]->parameters();
-      prefix_names(ps, std::to_string(i));
-      all.insert(all.end(), ps.begin(), ps.end());
-    }
-    return all;
+  // Children "0", "1", ...: parameter names "0.weight", "2.bias" as nn.Sequential's.
+  Children<T> children() override {
+    Children<T> c;
+    for (std::size_t i = 0; i < modules_.size(); ++i) c.emplace_back(std::to_string(i), modules_[i].get());
+    return c;
   }
 
   std::string name() const override { return "Sequential"; }
-
-  void train(bool on = true) override {
-    Module<T>::train(on);
-    for (auto& m : modules_) m->train(on);
-  }
 
   // Only the first module's input gradient is the Sequential's; inner ones are always needed.
   void requires_input_grad(bool on) override {
@@ -77,6 +87,21 @@ class Sequential : public Module<T> {
   }
 
  private:
+  // Runs f() for module i; a ShapeError or ValueError it throws gains the index.
+  template <class F>
+  auto at_index(std::size_t i, F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const ShapeError& e) {
+      throw ShapeError(where(i) + e.what());
+    } catch (const ValueError& e) {
+      throw ValueError(where(i) + e.what());
+    }
+  }
+  std::string where(std::size_t i) const {
+    return "Sequential[" + std::to_string(i) + "] (" + modules_[i]->name() + "): ";
+  }
+
   void sync_input_grad() {
     for (std::size_t i = 0; i < modules_.size(); ++i)
       modules_[i]->requires_input_grad(i == 0 ? this->input_grad_ : true);

@@ -58,9 +58,6 @@
 
 namespace heed {
 
-// A batch of token ids, (B, T) row-major: sample b's step t at (b, t), as a (B, T) LongTensor.
-using Tokens = Eigen::Matrix<std::int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 struct Seq2SeqOptions {
   Index src_vocab = 0;       // source vocabulary size (ids in [0, src_vocab))
   Index tgt_vocab = 0;       // target vocabulary size
@@ -137,8 +134,7 @@ class Seq2Seq : public ModuleBase<T> {
     O_.resize(B * To, Hd + Dv_);    // (B*To, Hd + 2He) [h_t ; c_t]
     X_.resize(B, E + Dv_);          // (B, E + 2He) decoder input of one step
     h_ = h0_;                       // (B, Hd)
-    cell_.train();
-    cell_.clear();
+    cell_.clear();                  // in training mode each step's cache is pushed for backward
     for (Index t = 0; t < To; ++t) {
       detail::step_rows(Q_, To, t, 0, Hd) = h_;                              // (D1)
       attend(h_, [&](Index b) { return b * Ts; }, [&](Index b) { return Index(len_(b)); },
@@ -220,7 +216,7 @@ class Seq2Seq : public ModuleBase<T> {
     Labels prev = Labels::Constant(B, o_.bos_id), lens = src_lengths;
     std::vector<char> done(static_cast<std::size_t>(B), 0);
     Matrix<T> Pstep(B, Ts), h = h0_, X(B, E + Dv_), O(B, Hd + Dv_);
-    cell_.eval();
+    const EvalScope no_cache(cell_);  // decoding caches nothing; the mode is restored after
     Index live = B;
     for (Index t = 0; t < max_len && live > 0; ++t) {
       attend(h, [&](Index b) { return b * Ts; }, [&](Index b) { return Index(lens(b)); }, Pstep, ctx_);
@@ -243,7 +239,6 @@ class Seq2Seq : public ModuleBase<T> {
         if (best == o_.eos_id) done[b] = 1, --live;
       }
     }
-    cell_.train();
     for (Index b = 0; b < B; ++b) res[b].attention = att[b].topRows(Index(res[b].tokens.size()));
     return res;
   }
@@ -262,7 +257,7 @@ class Seq2Seq : public ModuleBase<T> {
     const Index V = o_.tgt_vocab;
     encode(src, src_lengths);
     std::vector<Translation<T>> res(static_cast<std::size_t>(B));
-    cell_.eval();
+    const EvalScope no_cache(cell_);  // decoding caches nothing; the mode is restored after
     struct Hyp {
       std::vector<int> tokens;
       std::vector<RowVector<T>> att;
@@ -338,7 +333,6 @@ class Seq2Seq : public ModuleBase<T> {
       r.attention.resize(Index(best->att.size()), len);
       for (std::size_t i = 0; i < best->att.size(); ++i) r.attention.row(Index(i)) = best->att[i];
     }
-    cell_.train();
     return res;
   }
 
@@ -349,31 +343,29 @@ class Seq2Seq : public ModuleBase<T> {
                           : beam_search(src, src_lengths, beam_size, max_len);
   }
 
-  // Every learnable tensor, with hierarchical names:
-  //   encoder.embedding.weight, encoder.rnn.{weight,bias}_{ih,hh}_l0[_reverse], bridge.*,
-  //   decoder.embedding.weight, decoder.attention.key_proj.weight (dot/scaled, 2He != Hd),
-  //   decoder.attention.score.* (additive: W_q, W_k, v; general: W), decoder.cell.*,
-  //   decoder.out.{weight,bias}
-  std::vector<Parameter<T>> parameters() override {
-    std::vector<Parameter<T>> ps;
-    auto add = [&ps](std::vector<Parameter<T>> sub, const std::string& prefix) {
-      prefix_names(sub, prefix);
-      ps.insert(ps.end(), sub.begin(), sub.end());
-    };
-    add(src_emb_.parameters(), "encoder.embedding");
-    add(enc_.parameters(), "encoder.rnn");
-    add(bridge_.parameters(), "bridge");
-    add(tgt_emb_.parameters(), "decoder.embedding");
-    if (needs_key_proj()) add(key_proj_[0].parameters(), "decoder.attention.key_proj");
-    add(score_.parameters(), "decoder.attention.score");
-    add(cell_.parameters(), "decoder.cell");
-    add(out_.parameters(), "decoder.out");
-    return ps;
+  // The registry: parameter names encoder.embedding.weight,
+  // encoder.rnn.{weight,bias}_{ih,hh}_l0[_reverse], bridge.*, decoder.embedding.weight,
+  // decoder.attention.key_proj.weight (dot/scaled, 2He != Hd), decoder.attention.score.*
+  // (additive: W_q, W_k, v; general: W), decoder.cell.*, decoder.out.{weight,bias}.
+  Children<T> children() override {
+    Children<T> c{{"encoder.embedding", &src_emb_}, {"encoder.rnn", &enc_}, {"bridge", &bridge_},
+                  {"decoder.embedding", &tgt_emb_}};
+    if (needs_key_proj()) c.emplace_back("decoder.attention.key_proj", &key_proj_[0]);
+    c.emplace_back("decoder.attention.score", &score_);
+    c.emplace_back("decoder.cell", &cell_);
+    c.emplace_back("decoder.out", &out_);
+    return c;
   }
-  // zero_grad(), num_parameters(), train()/eval() come from ModuleBase; the model has no
-  // dropout, and the decoding functions switch the decoder cell to eval mode themselves.
 
  private:
+  // Eval mode for one scope, then the module's previous mode back.
+  struct EvalScope {
+    explicit EvalScope(ModuleBase<T>& m) : m_(m), was_(m.training()) { m_.eval(); }
+    ~EvalScope() { m_.train(was_); }
+    ModuleBase<T>& m_;
+    bool was_;
+  };
+
   static Seq2SeqOptions check_options(const Seq2SeqOptions& o) {
     const char* who = "Seq2Seq";
     detail::require(o.src_vocab > 0 && o.tgt_vocab > 0, who,
