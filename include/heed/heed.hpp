@@ -10,3 +10,4 @@
 #include "metrics.hpp"
 #include "io.hpp"
 #include "models.hpp"
+#include "graph.hpp"

@@ -7,4 +7,6 @@
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
 #include "layers/lstm.hpp"
+#include "layers/pooling.hpp"
+#include "layers/residual.hpp"
 #include "layers/sequential.hpp"
