@@ -1,6 +1,7 @@
 // LR schedulers against torch.optim.lr_scheduler's sequences (reference_values.hpp).
 #include <cmath>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "helpers.hpp"
@@ -163,6 +164,38 @@ TEST_CASE("Option structs carry PyTorch's defaults") {
   CHECK(wc.options().start_factor == 0.01);
   CHECK(wc.options().eta_min == 0);
   CHECK(opt.lr() == doctest::Approx(0.1));  // no warm-up: epoch 0 is the base lr
+}
+
+TEST_CASE_TEMPLATE("LambdaLR: an invalid lr names the scheduler and the epoch", T, float, double) {
+  Weight<T> p;
+  heed::SGD<T> opt(p.params(), {.lr = T(0.1)});
+  // Valid for epochs 0..2, negative from epoch 3.
+  heed::LambdaLR<T> s(opt, {.lr_lambda = [](std::int64_t e) { return e < 3 ? 1.0 : -0.01; }});
+  s.step();
+  s.step();
+  CHECK_THROWS_WITH_AS(s.step(),
+                       doctest::Contains("LambdaLR: lr_lambda(3) gave an invalid lr -0.001 (factor "
+                                         "-0.01 x base lr 0.1"),
+                       heed::ValueError);
+  // The failed step changed nothing: still epoch 2 at the base lr.
+  CHECK(s.last_epoch() == 2);
+  CHECK(opt.lr() == T(0.1));
+  CHECK_THROWS_WITH_AS(heed::LambdaLR<T>(opt, {.lr_lambda = [](std::int64_t) { return std::nan(""); }}),
+                       doctest::Contains("LambdaLR: lr_lambda(0) gave an invalid lr nan"),
+                       heed::ValueError);
+  if constexpr (std::is_same_v<T, float>)  // finite in double, not in float
+    CHECK_THROWS_WITH_AS(heed::LambdaLR<T>(opt, {.lr_lambda = [](std::int64_t) { return 1e300; }}),
+                         doctest::Contains("LambdaLR: lr_lambda(0) gave an invalid lr 1e+299"),
+                         heed::ValueError);
+  // Inside a SequentialLR the lambda's own epoch is named: overall epoch 4 is its epoch 2.
+  auto first = std::make_shared<heed::StepLR<T>>(opt, heed::StepLROptions<T>{.step_size = 5});
+  auto lambda = std::make_shared<heed::LambdaLR<T>>(
+      opt, heed::LambdaLROptions<T>{.lr_lambda = [](std::int64_t e) { return e < 2 ? 1.0 : -1.0; }});
+  heed::SequentialLR<T> seq(opt, {.schedulers = {first, lambda}, .milestones = {2}});
+  for (int k = 0; k < 3; ++k) seq.step();
+  CHECK_THROWS_WITH_AS(seq.step(), doctest::Contains("LambdaLR: lr_lambda(2) gave an invalid lr -0.1"),
+                       heed::ValueError);
+  CHECK(seq.last_epoch() == 3);
 }
 
 TEST_CASE_TEMPLATE("ReduceLROnPlateau matches torch", T, float, double) {

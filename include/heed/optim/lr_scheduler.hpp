@@ -59,8 +59,9 @@ class LRScheduler {
   // Jumps to an epoch (resuming), setting the optimizer's lr for it.
   void set_last_epoch(std::int64_t epoch) {
     detail::check_hyper(epoch >= 0, cls_, "last_epoch", ">= 0", static_cast<double>(epoch));
-    epoch_(0, 0) = static_cast<T>(epoch);
+    // lr first: if it throws (a LambdaLR's bad lr), the epoch and the optimizer stay as they were.
     opt_.set_lr(static_cast<T>(lr_at(epoch)));
+    epoch_(0, 0) = static_cast<T>(epoch);
   }
 
   std::int64_t last_epoch() const { return static_cast<std::int64_t>(epoch_(0, 0)); }
@@ -244,7 +245,16 @@ class LambdaLR : public LRScheduler<T> {
   }
   std::string name() const override { return "LambdaLR"; }
   const LambdaLROptions<T>& options() const { return o_; }
-  double lr_at(std::int64_t e) const override { return this->base_ * o_.lr_lambda(e); }
+  // Checked here rather than left to the optimizer's set_lr, so the error names the lambda and
+  // the epoch (also when run inside a SequentialLR). Finite in T too: a float lr may overflow.
+  double lr_at(std::int64_t e) const override {
+    const double f = o_.lr_lambda(e), lr = this->base_ * f;
+    if (!(std::isfinite(static_cast<T>(lr)) && lr >= 0))
+      throw ValueError("LambdaLR: lr_lambda(" + std::to_string(e) + ") gave an invalid lr " +
+                       detail::num_str(lr) + " (factor " + detail::num_str(f) + " x base lr " +
+                       detail::num_str(this->base_) + "), expected a finite value >= 0");
+    return lr;
+  }
 
  private:
   LambdaLROptions<T> o_;
