@@ -115,3 +115,24 @@ TEST_CASE("BCEWithLogitsLoss: value, stability and gradient check") {
     CHECK(r.ok);
   }
 }
+
+TEST_CASE_TEMPLATE("Every loss refuses an empty batch with the same ShapeError", T, float, double) {
+  // A mean over no rows is 0/0: CrossEntropyLoss used to return 0 here, hiding an empty split.
+  using M = Matrix<T>;
+  CHECK_THROWS_WITH_AS(heed::CrossEntropyLoss<T>().forward(M(0, 3), Labels(0)),
+                       "CrossEntropyLoss: input is empty (0, 3)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::CrossEntropyLoss<T>({.ignore_index = 0}).forward(M(0, 3), Labels(0)),
+                       "CrossEntropyLoss: input is empty (0, 3)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::MSELoss<T>().forward(M(0, 1), M(0, 1)),
+                       "MSELoss: input is empty (0, 1)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::MSELoss<T>().forward(M(2, 0), M(2, 0)),
+                       "MSELoss: input is empty (2, 0)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::BCEWithLogitsLoss<T>().forward(M(0, 2), M(0, 2)),
+                       "BCEWithLogitsLoss: input is empty (0, 2)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::BCEWithLogitsLoss<T>({.pos_weight = {T(2), T(1)}}).forward(M(0, 2), M(0, 2)),
+                       "BCEWithLogitsLoss: input is empty (0, 2)", heed::ShapeError);
+  // Not empty, every row ignored: still the documented 0 with a zero gradient.
+  heed::CrossEntropyLoss<T> ig({.ignore_index = 1});
+  CHECK(ig.forward(M::Zero(2, 3), labels({1, 1})) == T(0));
+  CHECK(ig.backward().isZero());
+}

@@ -9,6 +9,7 @@
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "loss_common.hpp"
 
 namespace heed {
 
@@ -27,7 +28,7 @@ class BCEWithLogitsLoss {
     if (!opt_.pos_weight.empty() && Index(opt_.pos_weight.size()) != input.cols())
       throw ShapeError("BCEWithLogitsLoss: pos_weight expected (" + std::to_string(input.cols()) +
                        "), got (" + std::to_string(opt_.pos_weight.size()) + ")");
-    if (input.size() == 0) throw ShapeError("BCEWithLogitsLoss: input is empty");
+    detail::check_nonempty("BCEWithLogitsLoss", input);
     grad_.resize(input.rows(), input.cols());
     const T n = static_cast<T>(input.size());
     double total = 0;

@@ -7,13 +7,15 @@
 //   L       = sum_i sum_c a_ic (-logp_ic) / W,   W = sum_i w_{y_i}  over non-ignored rows
 //   dL/dz_ic = ((sum_c a_ic) p_ic - a_ic) / W,   p = softmax(z)
 // Without weights w = 1 and W is the number of counted rows, so L is the plain mean.
-// If every row is ignored, L = 0 and the gradient is zero (PyTorch returns NaN).
+// If every row is ignored, L = 0 and the gradient is zero (PyTorch returns NaN). An empty batch
+// (B = 0) is a ShapeError instead, as for every loss: there was nothing to ignore.
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "loss_common.hpp"
 
 namespace heed {
 
@@ -45,6 +47,7 @@ class CrossEntropyLoss {
       throw ShapeError("CrossEntropyLoss: weight expected (" + std::to_string(C) + "), got (" +
                        std::to_string(opt_.weight.size()) + ")");
     if (C == 0) throw ShapeError("CrossEntropyLoss: logits expected (B, C>0), got " + detail::shape_str(B, C));
+    detail::check_nonempty("CrossEntropyLoss", logits);
     const bool weighted = !opt_.weight.empty();
     const T eps = opt_.label_smoothing;
     grad_.resize(B, C);  // (B, C)

@@ -3,6 +3,7 @@
 //   L = (1/N) sum (x - y)^2,  N = number of elements;   dL/dx = 2 (x - y) / N
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "loss_common.hpp"
 
 namespace heed {
 
@@ -12,7 +13,7 @@ class MSELoss {
   // input, target: same shape (B, F) -> mean squared error; keeps dL/dinput.
   T forward(const ConstRef<T>& input, const ConstRef<T>& target) {
     detail::check_shape("MSELoss", "target", target, input.rows(), input.cols());
-    if (input.size() == 0) throw ShapeError("MSELoss: input is empty " + detail::shape_str(input.rows(), input.cols()));
+    detail::check_nonempty("MSELoss", input);
     grad_.resize(input.rows(), input.cols());
     grad_ = input - target;                          // (1) r = x - y
     const T n = static_cast<T>(input.size());
