@@ -39,6 +39,7 @@ class CrossEntropyLoss {
 
   // logits (B, C), target (B) -> mean loss; keeps dL/dlogits for backward().
   T forward(const ConstRef<T>& logits, const LabelsRef& target) {
+    Matrix<T>& grad = grad_.begin();  // (B, C)
     const Index B = logits.rows(), C = logits.cols();
     if (target.size() != B)
       throw ShapeError("CrossEntropyLoss: target expected (" + std::to_string(B) + "), got (" +
@@ -50,12 +51,12 @@ class CrossEntropyLoss {
     detail::check_nonempty("CrossEntropyLoss", logits);
     const bool weighted = !opt_.weight.empty();
     const T eps = opt_.label_smoothing;
-    grad_.resize(B, C);  // (B, C)
+    grad.resize(B, C);
     double total = 0, W = 0;
     for (Index i = 0; i < B; ++i) {
       const int y = target(i);
       if (y == opt_.ignore_index) {
-        grad_.row(i).setZero();
+        grad.row(i).setZero();
         continue;
       }
       if (y < 0 || y >= C)
@@ -63,7 +64,7 @@ class CrossEntropyLoss {
                          std::to_string(i) + " out of range [0, " + std::to_string(C) + ")");
       const auto z = logits.row(i);
       const T m = z.maxCoeff();
-      auto g = grad_.row(i);
+      auto g = grad.row(i);
       g = (z.array() - m).exp().matrix();                    // exp(z - m)        (1, C)
       const T sum = g.sum();
       const T lse = m + std::log(sum);                       // logsumexp(z)
@@ -91,22 +92,24 @@ class CrossEntropyLoss {
       total += li;
       W += wy;
     }
-    if (W == 0) {
-      grad_.setZero();
+    if (W == 0) {  // every row ignored
+      grad.setZero();
+      grad_.end();
       return T(0);
     }
-    grad_ /= static_cast<T>(W);
+    grad /= static_cast<T>(W);
+    grad_.end();
     return static_cast<T>(total / W);
   }
 
-  // dL/dlogits from the last forward.                                              (B, C)
-  const Matrix<T>& backward() const { return grad_; }
+  // dL/dlogits from the last forward (ValueError if none completed).                (B, C)
+  const Matrix<T>& backward() const { return grad_.get(); }
 
   const CrossEntropyLossOptions<T>& options() const { return opt_; }
 
  private:
   CrossEntropyLossOptions<T> opt_;
-  Matrix<T> grad_;  // (B, C)
+  detail::LossGrad<T> grad_{"CrossEntropyLoss"};  // (B, C)
 };
 
 }  // namespace heed
