@@ -364,7 +364,8 @@ int main(int argc, char** argv) try {
   const Index steps_per_epoch = loader.num_batches();
   // One epoch of linear warm-up from lr/100, then cosine decay to 0, stepped per batch.
   const std::int64_t total = steps_per_epoch * args.epochs;
-  heed::WarmupCosineLR<Scalar> schedule(optimizer, std::min<std::int64_t>(steps_per_epoch, total - 1), total);
+  heed::WarmupCosineLR<Scalar> schedule(
+      optimizer, {.warmup_iters = std::min<std::int64_t>(steps_per_epoch, total - 1), .total_iters = total});
 
   heed::Generator aug_gen(args.seed + 1);
   Matrix<Scalar> x;

@@ -145,10 +145,12 @@ int main(int argc, char** argv) try {
     const std::int64_t warm = steps_per_epoch, total = steps_per_epoch * args.epochs;
     schedule = std::make_unique<heed::SequentialLR<Scalar>>(
         *optimizer,
-        std::vector<std::shared_ptr<heed::LRScheduler<Scalar>>>{
-            std::make_shared<heed::LinearLR<Scalar>>(*optimizer, 0.1, 1.0, warm),
-            std::make_shared<heed::CosineAnnealingLR<Scalar>>(*optimizer, std::max<std::int64_t>(1, total - warm))},
-        std::vector<std::int64_t>{warm});
+        heed::SequentialLROptions<Scalar>{
+            .schedulers = {std::make_shared<heed::LinearLR<Scalar>>(
+                               *optimizer, heed::LinearLROptions<Scalar>{.start_factor = 0.1, .end_factor = 1.0, .total_iters = warm}),
+                           std::make_shared<heed::CosineAnnealingLR<Scalar>>(
+                               *optimizer, heed::CosineAnnealingLROptions<Scalar>{.T_max = std::max<std::int64_t>(1, total - warm)})},
+            .milestones = {warm}});
   }
   const int patience = 5;
   heed::EarlyStopping<Scalar> early({.patience = patience, .mode = heed::Mode::Max});

@@ -115,3 +115,58 @@ TEST_CASE("BCEWithLogitsLoss: value, stability and gradient check") {
     CHECK(r.ok);
   }
 }
+
+TEST_CASE_TEMPLATE("Every loss refuses an empty batch with the same ShapeError", T, float, double) {
+  // A mean over no rows is 0/0: CrossEntropyLoss used to return 0 here, hiding an empty split.
+  using M = Matrix<T>;
+  CHECK_THROWS_WITH_AS(heed::CrossEntropyLoss<T>().forward(M(0, 3), Labels(0)),
+                       "CrossEntropyLoss: input is empty (0, 3)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::CrossEntropyLoss<T>({.ignore_index = 0}).forward(M(0, 3), Labels(0)),
+                       "CrossEntropyLoss: input is empty (0, 3)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::MSELoss<T>().forward(M(0, 1), M(0, 1)),
+                       "MSELoss: input is empty (0, 1)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::MSELoss<T>().forward(M(2, 0), M(2, 0)),
+                       "MSELoss: input is empty (2, 0)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::BCEWithLogitsLoss<T>().forward(M(0, 2), M(0, 2)),
+                       "BCEWithLogitsLoss: input is empty (0, 2)", heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::BCEWithLogitsLoss<T>({.pos_weight = {T(2), T(1)}}).forward(M(0, 2), M(0, 2)),
+                       "BCEWithLogitsLoss: input is empty (0, 2)", heed::ShapeError);
+  // Not empty, every row ignored: still the documented 0 with a zero gradient.
+  heed::CrossEntropyLoss<T> ig({.ignore_index = 1});
+  CHECK(ig.forward(M::Zero(2, 3), labels({1, 1})) == T(0));
+  CHECK(ig.backward().isZero());
+}
+
+TEST_CASE_TEMPLATE("Every loss: backward before forward throws ValueError", T, float, double) {
+  using M = Matrix<T>;
+  CHECK_THROWS_WITH_AS(heed::CrossEntropyLoss<T>().backward(),
+                       "CrossEntropyLoss: backward called before forward", heed::ValueError);
+  CHECK_THROWS_WITH_AS(heed::MSELoss<T>().backward(), "MSELoss: backward called before forward",
+                       heed::ValueError);
+  CHECK_THROWS_WITH_AS(heed::BCEWithLogitsLoss<T>().backward(),
+                       "BCEWithLogitsLoss: backward called before forward", heed::ValueError);
+
+  // A forward that threw leaves no gradient either, not a half-written or stale one.
+  heed::CrossEntropyLoss<T> ce;
+  ce.forward(M::Zero(2, 3), labels({0, 1}));
+  CHECK(ce.backward().rows() == 2);
+  CHECK_THROWS_AS(ce.forward(M::Zero(2, 3), labels({0, 7})), heed::ValueError);  // row 0 written
+  CHECK_THROWS_WITH_AS(ce.backward(), "CrossEntropyLoss: backward called after a forward that threw",
+                       heed::ValueError);
+  ce.forward(M::Zero(1, 3), labels({2}));
+  CHECK(ce.backward().rows() == 1);
+
+  heed::MSELoss<T> mse;
+  mse.forward(M::Ones(2, 2), M::Zero(2, 2));
+  CHECK_THROWS_AS(mse.forward(M::Ones(2, 2), M::Zero(2, 3)), heed::ShapeError);
+  CHECK_THROWS_WITH_AS(mse.backward(), "MSELoss: backward called after a forward that threw",
+                       heed::ValueError);
+
+  heed::BCEWithLogitsLoss<T> bce;
+  bce.forward(M::Zero(1, 2), M::Zero(1, 2));
+  CHECK_THROWS_AS(bce.forward(M(0, 2), M(0, 2)), heed::ShapeError);
+  CHECK_THROWS_WITH_AS(bce.backward(), "BCEWithLogitsLoss: backward called after a forward that threw",
+                       heed::ValueError);
+  bce.forward(M::Zero(1, 2), M::Ones(1, 2));
+  CHECK(bce.backward()(0, 0) == doctest::Approx(T(-0.25)));  // (sigmoid(0) - 1) / 2
+}

@@ -17,7 +17,7 @@ struct Run {
   heed::AdamW<float> opt;
   heed::CosineAnnealingLR<float> sched;
   explicit Run(heed::Generator& g)
-      : net(3, 2, true, g), opt(net.parameters(), {.lr = 0.05f}), sched(opt, 20) {}
+      : net(3, 2, true, g), opt(net.parameters(), {.lr = 0.05f}), sched(opt, {.T_max = 20}) {}
   void train(int steps, const Matrix<float>& x, const Matrix<float>& y) {
     heed::MSELoss<float> loss;
     for (int i = 0; i < steps; ++i) {

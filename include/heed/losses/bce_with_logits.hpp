@@ -9,6 +9,7 @@
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "loss_common.hpp"
 
 namespace heed {
 
@@ -23,12 +24,13 @@ class BCEWithLogitsLoss {
   explicit BCEWithLogitsLoss(BCEWithLogitsLossOptions<T> opt = {}) : opt_(std::move(opt)) {}
 
   T forward(const ConstRef<T>& input, const ConstRef<T>& target) {
+    Matrix<T>& g = grad_.begin();
     detail::check_shape("BCEWithLogitsLoss", "target", target, input.rows(), input.cols());
     if (!opt_.pos_weight.empty() && Index(opt_.pos_weight.size()) != input.cols())
       throw ShapeError("BCEWithLogitsLoss: pos_weight expected (" + std::to_string(input.cols()) +
                        "), got (" + std::to_string(opt_.pos_weight.size()) + ")");
-    if (input.size() == 0) throw ShapeError("BCEWithLogitsLoss: input is empty");
-    grad_.resize(input.rows(), input.cols());
+    detail::check_nonempty("BCEWithLogitsLoss", input);
+    g.resize(input.rows(), input.cols());
     const T n = static_cast<T>(input.size());
     double total = 0;
     for (Index i = 0; i < input.rows(); ++i)
@@ -39,15 +41,16 @@ class BCEWithLogitsLoss {
         const T c = T(1) + (p - T(1)) * y;
         total += (T(1) - y) * x + c * sp;
         const T s = T(0.5) * (std::tanh(T(0.5) * x) + T(1));                   // sigmoid(x)
-        grad_(i, j) = (c * s - p * y) / n;
+        g(i, j) = (c * s - p * y) / n;
       }
+    grad_.end();
     return static_cast<T>(total / n);
   }
-  const Matrix<T>& backward() const { return grad_; }  // (B, F)
+  const Matrix<T>& backward() const { return grad_.get(); }  // (B, F)
 
  private:
   BCEWithLogitsLossOptions<T> opt_;
-  Matrix<T> grad_;
+  detail::LossGrad<T> grad_{"BCEWithLogitsLoss"};
 };
 
 }  // namespace heed

@@ -7,13 +7,15 @@
 //   L       = sum_i sum_c a_ic (-logp_ic) / W,   W = sum_i w_{y_i}  over non-ignored rows
 //   dL/dz_ic = ((sum_c a_ic) p_ic - a_ic) / W,   p = softmax(z)
 // Without weights w = 1 and W is the number of counted rows, so L is the plain mean.
-// If every row is ignored, L = 0 and the gradient is zero (PyTorch returns NaN).
+// If every row is ignored, L = 0 and the gradient is zero (PyTorch returns NaN). An empty batch
+// (B = 0) is a ShapeError instead, as for every loss: there was nothing to ignore.
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "loss_common.hpp"
 
 namespace heed {
 
@@ -37,6 +39,7 @@ class CrossEntropyLoss {
 
   // logits (B, C), target (B) -> mean loss; keeps dL/dlogits for backward().
   T forward(const ConstRef<T>& logits, const LabelsRef& target) {
+    Matrix<T>& grad = grad_.begin();  // (B, C)
     const Index B = logits.rows(), C = logits.cols();
     if (target.size() != B)
       throw ShapeError("CrossEntropyLoss: target expected (" + std::to_string(B) + "), got (" +
@@ -45,14 +48,15 @@ class CrossEntropyLoss {
       throw ShapeError("CrossEntropyLoss: weight expected (" + std::to_string(C) + "), got (" +
                        std::to_string(opt_.weight.size()) + ")");
     if (C == 0) throw ShapeError("CrossEntropyLoss: logits expected (B, C>0), got " + detail::shape_str(B, C));
+    detail::check_nonempty("CrossEntropyLoss", logits);
     const bool weighted = !opt_.weight.empty();
     const T eps = opt_.label_smoothing;
-    grad_.resize(B, C);  // (B, C)
+    grad.resize(B, C);
     double total = 0, W = 0;
     for (Index i = 0; i < B; ++i) {
       const int y = target(i);
       if (y == opt_.ignore_index) {
-        grad_.row(i).setZero();
+        grad.row(i).setZero();
         continue;
       }
       if (y < 0 || y >= C)
@@ -60,7 +64,7 @@ class CrossEntropyLoss {
                          std::to_string(i) + " out of range [0, " + std::to_string(C) + ")");
       const auto z = logits.row(i);
       const T m = z.maxCoeff();
-      auto g = grad_.row(i);
+      auto g = grad.row(i);
       g = (z.array() - m).exp().matrix();                    // exp(z - m)        (1, C)
       const T sum = g.sum();
       const T lse = m + std::log(sum);                       // logsumexp(z)
@@ -88,22 +92,24 @@ class CrossEntropyLoss {
       total += li;
       W += wy;
     }
-    if (W == 0) {
-      grad_.setZero();
+    if (W == 0) {  // every row ignored
+      grad.setZero();
+      grad_.end();
       return T(0);
     }
-    grad_ /= static_cast<T>(W);
+    grad /= static_cast<T>(W);
+    grad_.end();
     return static_cast<T>(total / W);
   }
 
-  // dL/dlogits from the last forward.                                              (B, C)
-  const Matrix<T>& backward() const { return grad_; }
+  // dL/dlogits from the last forward (ValueError if none completed).                (B, C)
+  const Matrix<T>& backward() const { return grad_.get(); }
 
   const CrossEntropyLossOptions<T>& options() const { return opt_; }
 
  private:
   CrossEntropyLossOptions<T> opt_;
-  Matrix<T> grad_;  // (B, C)
+  detail::LossGrad<T> grad_{"CrossEntropyLoss"};  // (B, C)
 };
 
 }  // namespace heed

@@ -1,9 +1,13 @@
 #pragma once
 // Learning-rate schedules, as torch.optim.lr_scheduler. Call step() once per epoch (or once per
-// optimizer step, for per-iteration schedules); each step sets opt.set_lr(...):
+// optimizer step, for per-iteration schedules); each step sets opt.set_lr(...). Each takes an
+// options struct with PyTorch's argument names and defaults, as the optimizers do:
 //
-//   heed::CosineAnnealingLR<float> sched(opt, 100);
+//   heed::CosineAnnealingLR<float> sched(opt, {.T_max = 100});
 //   for (epoch ...) { train(...); sched.step(); }
+//
+// PyTorch's required arguments (step_size, gamma of ExponentialLR, T_max, lr_lambda, ...) have no
+// valid default here: leaving one out throws ValueError naming it.
 //
 // Every schedule is a closed form of the epoch counter and the base lr, so state is one number
 // (last_epoch, 0 after construction, as in PyTorch) and a resumed run continues exactly. The base
@@ -24,7 +28,9 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
+#include <numbers>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,8 +59,9 @@ class LRScheduler {
   // Jumps to an epoch (resuming), setting the optimizer's lr for it.
   void set_last_epoch(std::int64_t epoch) {
     detail::check_hyper(epoch >= 0, cls_, "last_epoch", ">= 0", static_cast<double>(epoch));
-    epoch_(0, 0) = static_cast<T>(epoch);
+    // lr first: if it throws (a LambdaLR's bad lr), the epoch and the optimizer stay as they were.
     opt_.set_lr(static_cast<T>(lr_at(epoch)));
+    epoch_(0, 0) = static_cast<T>(epoch);
   }
 
   std::int64_t last_epoch() const { return static_cast<std::int64_t>(epoch_(0, 0)); }
@@ -86,159 +93,229 @@ class LRScheduler {
 };
 
 template <class T>
+struct StepLROptions {
+  std::int64_t step_size = 0;  // required: decay every step_size epochs (>= 1)
+  double gamma = 0.1;
+};
+
+template <class T>
 class StepLR : public LRScheduler<T> {
  public:
-  StepLR(Optimizer<T>& opt, std::int64_t step_size, double gamma = 0.1)
-      : LRScheduler<T>(opt, "StepLR"), step_size_(step_size), gamma_(gamma) {
-    detail::check_hyper(step_size >= 1, "StepLR", "step_size", ">= 1", static_cast<double>(step_size));
-    detail::check_nonneg("StepLR", "gamma", gamma);
+  StepLR(Optimizer<T>& opt, const StepLROptions<T>& o) : LRScheduler<T>(opt, "StepLR"), o_(o) {
+    detail::check_hyper(o.step_size >= 1, "StepLR", "step_size", ">= 1", static_cast<double>(o.step_size));
+    detail::check_nonneg("StepLR", "gamma", o.gamma);
     this->start();
   }
   std::string name() const override { return "StepLR"; }
+  const StepLROptions<T>& options() const { return o_; }
   double lr_at(std::int64_t e) const override {
-    return this->base_ * std::pow(gamma_, static_cast<double>(e / step_size_));
+    return this->base_ * std::pow(o_.gamma, static_cast<double>(e / o_.step_size));
   }
 
  private:
-  std::int64_t step_size_;
-  double gamma_;
+  StepLROptions<T> o_;
+};
+
+template <class T>
+struct MultiStepLROptions {
+  std::vector<std::int64_t> milestones{};  // epochs at which lr is multiplied by gamma (>= 0)
+  double gamma = 0.1;
 };
 
 template <class T>
 class MultiStepLR : public LRScheduler<T> {
  public:
-  MultiStepLR(Optimizer<T>& opt, std::vector<std::int64_t> milestones, double gamma = 0.1)
-      : LRScheduler<T>(opt, "MultiStepLR"), milestones_(std::move(milestones)), gamma_(gamma) {
-    detail::check_nonneg("MultiStepLR", "gamma", gamma);
-    std::sort(milestones_.begin(), milestones_.end());  // PyTorch counts them as a multiset
+  MultiStepLR(Optimizer<T>& opt, const MultiStepLROptions<T>& o)
+      : LRScheduler<T>(opt, "MultiStepLR"), o_(o) {
+    for (std::size_t i = 0; i < o_.milestones.size(); ++i)
+      if (o_.milestones[i] < 0)
+        throw ValueError("MultiStepLR: milestones expected >= 0, got " +
+                         std::to_string(o_.milestones[i]) + " at index " + std::to_string(i));
+    detail::check_nonneg("MultiStepLR", "gamma", o.gamma);
+    std::sort(o_.milestones.begin(), o_.milestones.end());  // PyTorch counts them as a multiset
     this->start();
   }
   std::string name() const override { return "MultiStepLR"; }
+  // milestones sorted.
+  const MultiStepLROptions<T>& options() const { return o_; }
   double lr_at(std::int64_t e) const override {
-    const auto n = std::upper_bound(milestones_.begin(), milestones_.end(), e) - milestones_.begin();
-    return this->base_ * std::pow(gamma_, static_cast<double>(n));
+    const auto& m = o_.milestones;
+    const auto n = std::upper_bound(m.begin(), m.end(), e) - m.begin();
+    return this->base_ * std::pow(o_.gamma, static_cast<double>(n));
   }
 
  private:
-  std::vector<std::int64_t> milestones_;
-  double gamma_;
+  MultiStepLROptions<T> o_;
+};
+
+template <class T>
+struct ExponentialLROptions {
+  double gamma = std::numeric_limits<double>::quiet_NaN();  // required: lr *= gamma each epoch
 };
 
 template <class T>
 class ExponentialLR : public LRScheduler<T> {
  public:
-  ExponentialLR(Optimizer<T>& opt, double gamma) : LRScheduler<T>(opt, "ExponentialLR"), gamma_(gamma) {
-    detail::check_nonneg("ExponentialLR", "gamma", gamma);
+  ExponentialLR(Optimizer<T>& opt, const ExponentialLROptions<T>& o)
+      : LRScheduler<T>(opt, "ExponentialLR"), o_(o) {
+    detail::check_nonneg("ExponentialLR", "gamma", o.gamma);
     this->start();
   }
   std::string name() const override { return "ExponentialLR"; }
+  const ExponentialLROptions<T>& options() const { return o_; }
   double lr_at(std::int64_t e) const override {
-    return this->base_ * std::pow(gamma_, static_cast<double>(e));
+    return this->base_ * std::pow(o_.gamma, static_cast<double>(e));
   }
 
  private:
-  double gamma_;
+  ExponentialLROptions<T> o_;
+};
+
+template <class T>
+struct CosineAnnealingLROptions {
+  std::int64_t T_max = 0;  // required: half-period in epochs (>= 1)
+  double eta_min = 0;
 };
 
 template <class T>
 class CosineAnnealingLR : public LRScheduler<T> {
  public:
-  CosineAnnealingLR(Optimizer<T>& opt, std::int64_t T_max, double eta_min = 0)
-      : LRScheduler<T>(opt, "CosineAnnealingLR"), T_max_(T_max), eta_min_(eta_min) {
-    detail::check_hyper(T_max >= 1, "CosineAnnealingLR", "T_max", ">= 1", static_cast<double>(T_max));
-    detail::check_nonneg("CosineAnnealingLR", "eta_min", eta_min);
+  CosineAnnealingLR(Optimizer<T>& opt, const CosineAnnealingLROptions<T>& o)
+      : LRScheduler<T>(opt, "CosineAnnealingLR"), o_(o) {
+    detail::check_hyper(o.T_max >= 1, "CosineAnnealingLR", "T_max", ">= 1", static_cast<double>(o.T_max));
+    detail::check_nonneg("CosineAnnealingLR", "eta_min", o.eta_min);
     this->start();
   }
   std::string name() const override { return "CosineAnnealingLR"; }
+  const CosineAnnealingLROptions<T>& options() const { return o_; }
   double lr_at(std::int64_t e) const override {
-    const double pi = 3.14159265358979323846;
-    return eta_min_ + (this->base_ - eta_min_) *
-                          (1 + std::cos(pi * static_cast<double>(e) / static_cast<double>(T_max_))) / 2;
+    const double pi_e = std::numbers::pi * static_cast<double>(e);
+    return o_.eta_min + (this->base_ - o_.eta_min) * (1 + std::cos(pi_e / static_cast<double>(o_.T_max))) / 2;
   }
 
  private:
-  std::int64_t T_max_;
-  double eta_min_;
+  CosineAnnealingLROptions<T> o_;
+};
+
+template <class T>
+struct LinearLROptions {
+  double start_factor = 1.0 / 3;
+  double end_factor = 1.0;
+  std::int64_t total_iters = 5;
 };
 
 // Linear warm-up (or decay) of a multiplicative factor over total_iters steps.
 template <class T>
 class LinearLR : public LRScheduler<T> {
  public:
-  LinearLR(Optimizer<T>& opt, double start_factor = 1.0 / 3, double end_factor = 1.0,
-           std::int64_t total_iters = 5)
-      : LRScheduler<T>(opt, "LinearLR"), start_(start_factor), end_(end_factor), total_(total_iters) {
-    detail::check_hyper(start_factor > 0 && start_factor <= 1, "LinearLR", "start_factor",
-                        "a value in (0, 1]", start_factor);
-    detail::check_hyper(end_factor >= 0 && end_factor <= 1, "LinearLR", "end_factor",
-                        "a value in [0, 1]", end_factor);
-    detail::check_hyper(total_iters >= 1, "LinearLR", "total_iters", ">= 1", static_cast<double>(total_iters));
+  explicit LinearLR(Optimizer<T>& opt, const LinearLROptions<T>& o = {})
+      : LRScheduler<T>(opt, "LinearLR"), o_(o) {
+    detail::check_hyper(o.start_factor > 0 && o.start_factor <= 1, "LinearLR", "start_factor",
+                        "a value in (0, 1]", o.start_factor);
+    detail::check_hyper(o.end_factor >= 0 && o.end_factor <= 1, "LinearLR", "end_factor",
+                        "a value in [0, 1]", o.end_factor);
+    detail::check_hyper(o.total_iters >= 1, "LinearLR", "total_iters", ">= 1",
+                        static_cast<double>(o.total_iters));
     this->start();
   }
   std::string name() const override { return "LinearLR"; }
+  const LinearLROptions<T>& options() const { return o_; }
   double lr_at(std::int64_t e) const override {
-    const double f = start_ + (end_ - start_) * static_cast<double>(std::min(total_, e)) /
-                                  static_cast<double>(total_);
+    const double f = o_.start_factor + (o_.end_factor - o_.start_factor) *
+                                           static_cast<double>(std::min(o_.total_iters, e)) /
+                                           static_cast<double>(o_.total_iters);
     return this->base_ * f;
   }
 
  private:
-  double start_, end_;
-  std::int64_t total_;
+  LinearLROptions<T> o_;
+};
+
+template <class T>
+struct LambdaLROptions {
+  std::function<double(std::int64_t)> lr_lambda{};  // required: epoch -> factor of the base lr
 };
 
 template <class T>
 class LambdaLR : public LRScheduler<T> {
  public:
-  LambdaLR(Optimizer<T>& opt, std::function<double(std::int64_t)> lr_lambda)
-      : LRScheduler<T>(opt, "LambdaLR"), f_(std::move(lr_lambda)) {
-    if (!f_) throw ValueError("LambdaLR: lr_lambda expected a function, got an empty one");
+  LambdaLR(Optimizer<T>& opt, const LambdaLROptions<T>& o) : LRScheduler<T>(opt, "LambdaLR"), o_(o) {
+    if (!o_.lr_lambda) throw ValueError("LambdaLR: lr_lambda expected a function, got an empty one");
     this->start();
   }
   std::string name() const override { return "LambdaLR"; }
-  double lr_at(std::int64_t e) const override { return this->base_ * f_(e); }
+  const LambdaLROptions<T>& options() const { return o_; }
+  // Checked here rather than left to the optimizer's set_lr, so the error names the lambda and
+  // the epoch (also when run inside a SequentialLR). Finite in T too: a float lr may overflow.
+  double lr_at(std::int64_t e) const override {
+    const double f = o_.lr_lambda(e), lr = this->base_ * f;
+    if (!(std::isfinite(static_cast<T>(lr)) && lr >= 0))
+      throw ValueError("LambdaLR: lr_lambda(" + std::to_string(e) + ") gave an invalid lr " +
+                       detail::num_str(lr) + " (factor " + detail::num_str(f) + " x base lr " +
+                       detail::num_str(this->base_) + "), expected a finite value >= 0");
+    return lr;
+  }
 
  private:
-  std::function<double(std::int64_t)> f_;
+  LambdaLROptions<T> o_;
+};
+
+template <class T>
+struct SequentialLROptions {
+  std::vector<std::shared_ptr<LRScheduler<T>>> schedulers{};  // required, all on this optimizer
+  std::vector<std::int64_t> milestones{};  // one fewer than schedulers, strictly increasing, >= 1
 };
 
 // Runs schedulers[0] until milestones[0], then schedulers[1] (its epoch counted from 0 again)
 // until milestones[1], and so on. Warm-up then cosine:
 //
-//   heed::SequentialLR<float> sched(opt,
-//       {std::make_shared<heed::LinearLR<float>>(opt, 0.1, 1.0, 5),
-//        std::make_shared<heed::CosineAnnealingLR<float>>(opt, 95)}, {5});
+//   heed::SequentialLR<float> sched(opt, {
+//       .schedulers = {std::make_shared<heed::LinearLR<float>>(opt, heed::LinearLROptions<float>{
+//                          .start_factor = 0.1, .total_iters = 5}),
+//                      std::make_shared<heed::CosineAnnealingLR<float>>(
+//                          opt, heed::CosineAnnealingLROptions<float>{.T_max = 95})},
+//       .milestones = {5}});
 template <class T>
 class SequentialLR : public LRScheduler<T> {
  public:
-  SequentialLR(Optimizer<T>& opt, std::vector<std::shared_ptr<LRScheduler<T>>> schedulers,
-               std::vector<std::int64_t> milestones)
-      : LRScheduler<T>(opt, "SequentialLR"), s_(std::move(schedulers)), m_(std::move(milestones)) {
-    if (s_.empty()) throw ValueError("SequentialLR: expected at least one scheduler, got 0");
-    if (m_.size() + 1 != s_.size())
-      throw ValueError("SequentialLR: expected " + std::to_string(s_.size() - 1) +
-                       " milestones (one fewer than schedulers), got " + std::to_string(m_.size()));
-    for (std::size_t i = 0; i < s_.size(); ++i) {
-      if (!s_[i]) throw ValueError("SequentialLR: scheduler " + std::to_string(i) + " is null");
-      if (&s_[i]->optimizer() != &opt)
-        throw ValueError("SequentialLR: scheduler " + std::to_string(i) + " (" + s_[i]->name() +
+  SequentialLR(Optimizer<T>& opt, const SequentialLROptions<T>& o)
+      : LRScheduler<T>(opt, "SequentialLR"), o_(o) {
+    const auto& s = o_.schedulers;
+    const auto& m = o_.milestones;
+    if (s.empty()) throw ValueError("SequentialLR: expected at least one scheduler, got 0");
+    if (m.size() + 1 != s.size())
+      throw ValueError("SequentialLR: expected " + std::to_string(s.size() - 1) +
+                       " milestones (one fewer than schedulers), got " + std::to_string(m.size()));
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      if (!s[i]) throw ValueError("SequentialLR: scheduler " + std::to_string(i) + " is null");
+      if (&s[i]->optimizer() != &opt)
+        throw ValueError("SequentialLR: scheduler " + std::to_string(i) + " (" + s[i]->name() +
                          ") expected to drive the same optimizer, got another one");
     }
-    for (std::size_t i = 0; i < m_.size(); ++i)
-      if (m_[i] < 1 || (i > 0 && m_[i] <= m_[i - 1]))
+    for (std::size_t i = 0; i < m.size(); ++i)
+      if (m[i] < 1 || (i > 0 && m[i] <= m[i - 1]))
         throw ValueError("SequentialLR: milestones expected strictly increasing and >= 1, got " +
-                         std::to_string(m_[i]) + " at index " + std::to_string(i));
+                         std::to_string(m[i]) + " at index " + std::to_string(i));
     this->start();
   }
   std::string name() const override { return "SequentialLR"; }
+  const SequentialLROptions<T>& options() const { return o_; }
   double lr_at(std::int64_t e) const override {
-    const auto i = static_cast<std::size_t>(std::upper_bound(m_.begin(), m_.end(), e) - m_.begin());
-    return s_[i]->lr_at(e - (i > 0 ? m_[i - 1] : 0));
+    const auto& m = o_.milestones;
+    const auto i = static_cast<std::size_t>(std::upper_bound(m.begin(), m.end(), e) - m.begin());
+    return o_.schedulers[i]->lr_at(e - (i > 0 ? m[i - 1] : 0));
   }
 
  private:
-  std::vector<std::shared_ptr<LRScheduler<T>>> s_;
-  std::vector<std::int64_t> m_;
+  SequentialLROptions<T> o_;
+};
+
+template <class T>
+struct WarmupCosineLROptions {
+  std::int64_t warmup_iters = 0;
+  std::int64_t total_iters = 0;  // required: > warmup_iters
+  double start_factor = 0.01;
+  double eta_min = 0;
 };
 
 // Linear warm-up from base * start_factor to base over `warmup_iters`, then cosine annealing to
@@ -248,32 +325,31 @@ class SequentialLR : public LRScheduler<T> {
 template <class T>
 class WarmupCosineLR : public LRScheduler<T> {
  public:
-  WarmupCosineLR(Optimizer<T>& opt, std::int64_t warmup_iters, std::int64_t total_iters,
-                 double start_factor = 0.01, double eta_min = 0)
-      : LRScheduler<T>(opt, "WarmupCosineLR"), warmup_(warmup_iters), total_(total_iters),
-        start_(start_factor), eta_min_(eta_min) {
+  WarmupCosineLR(Optimizer<T>& opt, const WarmupCosineLROptions<T>& o)
+      : LRScheduler<T>(opt, "WarmupCosineLR"), o_(o) {
     const char* c = "WarmupCosineLR";
-    detail::check_hyper(warmup_iters >= 0, c, "warmup_iters", ">= 0", static_cast<double>(warmup_iters));
-    if (total_iters <= warmup_iters)
+    detail::check_hyper(o.warmup_iters >= 0, c, "warmup_iters", ">= 0", static_cast<double>(o.warmup_iters));
+    if (o.total_iters <= o.warmup_iters)
       throw ValueError("WarmupCosineLR: total_iters expected > warmup_iters (" +
-                       std::to_string(warmup_iters) + "), got " + std::to_string(total_iters));
-    detail::check_hyper(start_factor > 0 && start_factor <= 1, c, "start_factor",
-                        "a value in (0, 1]", start_factor);
-    detail::check_nonneg(c, "eta_min", eta_min);
+                       std::to_string(o.warmup_iters) + "), got " + std::to_string(o.total_iters));
+    detail::check_hyper(o.start_factor > 0 && o.start_factor <= 1, c, "start_factor",
+                        "a value in (0, 1]", o.start_factor);
+    detail::check_nonneg(c, "eta_min", o.eta_min);
     this->start();
   }
   std::string name() const override { return "WarmupCosineLR"; }
+  const WarmupCosineLROptions<T>& options() const { return o_; }
   double lr_at(std::int64_t e) const override {
-    if (e < warmup_)
-      return this->base_ * (start_ + (1 - start_) * static_cast<double>(e) / static_cast<double>(warmup_));
-    const double pi = 3.14159265358979323846;
-    const double t = static_cast<double>(e - warmup_) / static_cast<double>(total_ - warmup_);
-    return eta_min_ + (this->base_ - eta_min_) * (1 + std::cos(pi * t)) / 2;
+    const double warm = static_cast<double>(o_.warmup_iters);
+    if (e < o_.warmup_iters)
+      return this->base_ * (o_.start_factor + (1 - o_.start_factor) * static_cast<double>(e) / warm);
+    const double t = static_cast<double>(e - o_.warmup_iters) /
+                     static_cast<double>(o_.total_iters - o_.warmup_iters);
+    return o_.eta_min + (this->base_ - o_.eta_min) * (1 + std::cos(std::numbers::pi * t)) / 2;
   }
 
  private:
-  std::int64_t warmup_, total_;
-  double start_, eta_min_;
+  WarmupCosineLROptions<T> o_;
 };
 
 }  // namespace heed
