@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -109,16 +110,30 @@ class Optimizer {
         lr_(Matrix<T>::Constant(1, 1, lr)) {
     detail::check_nonneg(cls(), "lr", static_cast<double>(lr));
     if (params_.empty()) throw ValueError(std::string(cls()) + ": got an empty parameter list");
-    std::set<std::string> names;
+    // Names key the state in checkpoints, so two parameters of one name (modules merged
+    // without prefixes) are refused; so is one tensor listed twice, which would be stepped twice.
+    std::map<std::string, std::size_t> names;
+    std::map<const Matrix<T>*, std::size_t> tensors;
+    std::string dups;
     for (std::size_t i = 0; i < params_.size(); ++i) {
       const auto& p = params_[i];
       if (p.value == nullptr || p.grad == nullptr)
         throw ValueError(std::string(cls()) + ": parameter " + std::to_string(i) + " ('" + p.name +
                          "') has a null value or grad");
       check_grad(p);
-      names.insert(p.name);
+      if (const auto [it, fresh] = tensors.emplace(p.value, i); !fresh)
+        throw ValueError(std::string(cls()) + ": parameters " + std::to_string(it->second) + " ('" +
+                         params_[it->second].name + "') and " + std::to_string(i) + " ('" + p.name +
+                         "') are the same tensor");
+      if (p.name.empty()) continue;
+      if (const auto [it, fresh] = names.emplace(p.name, i); !fresh)
+        dups += (dups.empty() ? "'" : ", '") + p.name + "' (" + std::to_string(it->second) + " and " +
+                std::to_string(i) + ")";
     }
-    named_keys_ = names.size() == params_.size() && !names.count("");
+    if (!dups.empty())
+      throw ValueError(std::string(cls()) + ": duplicate parameter names " + dups +
+                       "; prefix each module's names (a container's parameters() does)");
+    named_keys_ = names.size() == params_.size();  // no empty name: state keyed by name
   }
 
   // The update for step number t (1 for the first step), grads already shape-checked.
