@@ -18,7 +18,7 @@
 namespace examples {
 
 // The program's name, its usage line(s) after "usage: " (ending in a newline), and what
-// --help says it does.
+// --help prints after them: what the program does, its defaults and what it writes.
 struct Usage {
   const char* program;
   const char* synopsis;
@@ -33,12 +33,16 @@ struct Usage {
 
 // Every flag takes one value: `--flag value`. set(flag, value) stores it and returns false for
 // an unknown flag; a std::logic_error from it (std::stoi and co. on a bad number) is reported as
-// a bad value. -h / --help prints the usage and exits with 2.
+// a bad value. -h / --help is a request, not a mistake: the usage and the about text on stdout,
+// exit code 0.
 template <class Set>
 void parse_flags(int argc, char** argv, const Usage& u, Set set) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
-    if (k == "-h" || k == "--help") usage_error(u, u.about);
+    if (k == "-h" || k == "--help") {
+      std::printf("usage: %s\n%s\n", u.synopsis, u.about);
+      std::exit(0);
+    }
     if (i + 1 >= argc) usage_error(u, "missing value for " + k);
     const std::string v = argv[++i];
     bool known = false;

@@ -46,11 +46,17 @@ struct Args {
   std::string resume;  // checkpoint to continue from ("" = start fresh)
 };
 
-const examples::Usage kUsage{"mnist_mlp",
-                             "mnist_mlp [--data DIR] [--epochs N] [--batch-size N] [--lr X] "
-                             "[--seed N] [--threads N] [--recipe article|improved]\n"
-                             "                 [--save PATH] [--resume PATH]\n",
-                             "train the article's MNIST classifier"};
+const examples::Usage kUsage{
+    "mnist_mlp",
+    "mnist_mlp [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--seed N] [--threads N] "
+    "[--recipe article|improved]\n"
+    "                 [--save PATH] [--resume PATH]\n",
+    "Trains the article's MNIST classifier (a 784-256-128-64-10 MLP, Adam) and prints the test\n"
+    "accuracy, per-class metrics and the confusion matrix. --recipe improved adds dropout, AdamW,\n"
+    "warm-up + cosine lr, random shifts and early stopping on a validation split.\n"
+    "Defaults: --data data/mnist, --epochs 10 (30 with --recipe improved), --batch-size 100,\n"
+    "--lr 1e-3, --seed 0, --threads 0 (all cores). --save PATH writes a checkpoint after every\n"
+    "epoch; --resume PATH continues from one."};
 
 Args parse(int argc, char** argv) {
   Args a;

@@ -49,7 +49,11 @@ const examples::Usage kUsage{
     "seq2seq_dates",
     "seq2seq_dates [--score additive|dot|general|scaled] [--epochs N] [--seed N] [--threads N]\n"
     "                     [--beam N] [--maps DIR] [--train N] [--batch-size N] [--lr X]\n",
-    "translate human-written dates to ISO 8601"};
+    "Translates human-written dates (synthetic and seeded) to ISO 8601 with an attentive\n"
+    "encoder-decoder, trains until held-out exact match reaches 99% (exit code 1 if it stops\n"
+    "short), and writes attention maps of six held-out examples to --maps.\n"
+    "Defaults: --score additive, --epochs 30, --train 20000, --batch-size 64, --lr 3e-3, --seed 0,\n"
+    "--threads 0 (all cores), --beam 1 (greedy), --maps out/seq2seq_maps."};
 
 Args parse(int argc, char** argv) {
   Args a;
