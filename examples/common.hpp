@@ -1,11 +1,12 @@
 #pragma once
 // What the examples share: command-line flag parsing with the same error messages and exit code
-// in every program, the thread setting, seconds since a start time, the training progress bar,
-// and the MNIST classifiers' test-set report.
+// in every program, the flags common to them, the thread setting, seconds since a start time,
+// the training progress bar, and the MNIST classifiers' test-set report.
 #include <unistd.h>
 
 #include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <heed/heed.hpp>
@@ -66,6 +67,34 @@ void parse_number(const std::string& v, Number& out) {
   if (ec != std::errc() || ptr != end || v.empty()) throw std::invalid_argument(v);
   out = x;
 }
+
+// The flags the examples share, parsed here only, so that they read and fail the same in each.
+// An example derives its Args from this, sets its own defaults in the constructor, and ends
+// its parse_flags setter with `else return a.parse_common(k, v);`.
+struct CommonArgs {
+  bool takes_data = true;  // false: the example makes its own data, and --data is unknown
+  std::string data = "data/mnist";
+  int epochs = 10;
+  heed::Index batch_size = 100;
+  double lr = 1e-3;
+  std::uint64_t seed = 0;
+  int threads = 0;  // 0: all cores
+
+  bool parse_common(const std::string& k, const std::string& v) {
+    if (k == "--data" && takes_data) data = v;
+    else if (k == "--epochs") parse_number(v, epochs);
+    else if (k == "--batch-size") parse_number(v, batch_size);
+    else if (k == "--lr") parse_number(v, lr);
+    else if (k == "--seed") parse_number(v, seed);
+    else if (k == "--threads") parse_number(v, threads);
+    else return false;
+    return true;
+  }
+
+  // --epochs, --batch-size and --lr positive, --threads >= 0 (each example's message names
+  // these together with its own flags' bounds).
+  bool common_valid() const { return epochs >= 1 && batch_size >= 1 && lr > 0 && threads >= 0; }
+};
 
 // --threads N: N > 0 sets OpenMP's and Eigen's thread count; 0 leaves the default (all cores).
 inline void set_threads(int n) {

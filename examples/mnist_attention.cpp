@@ -56,14 +56,8 @@ constexpr Index kHidden = 128;            // MLP width
 constexpr Index kBlocks = 2;
 constexpr Index kClasses = 10;
 
-struct Args {
-  std::string data = "data/mnist";
+struct Args : examples::CommonArgs {
   std::string maps = "out/attention_maps";
-  int epochs = 10;
-  Index batch_size = 100;
-  double lr = 1e-3;
-  std::uint64_t seed = 0;
-  int threads = 0;  // 0: all cores
   int num_maps = 8;
 };
 
@@ -79,18 +73,12 @@ const examples::Usage kUsage{
 Args parse(int argc, char** argv) {
   Args a;
   examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
-    if (k == "--data") a.data = v;
-    else if (k == "--maps") a.maps = v;
-    else if (k == "--epochs") examples::parse_number(v, a.epochs);
-    else if (k == "--batch-size") examples::parse_number(v, a.batch_size);
-    else if (k == "--lr") examples::parse_number(v, a.lr);
-    else if (k == "--seed") examples::parse_number(v, a.seed);
-    else if (k == "--threads") examples::parse_number(v, a.threads);
+    if (k == "--maps") a.maps = v;
     else if (k == "--num-maps") examples::parse_number(v, a.num_maps);
-    else return false;
+    else return a.parse_common(k, v);
     return true;
   });
-  if (a.epochs < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0 || a.num_maps < 0)
+  if (!a.common_valid() || a.num_maps < 0)
     examples::usage_error(
         kUsage, "--epochs, --batch-size and --lr must be positive, --threads and --num-maps >= 0");
   return a;

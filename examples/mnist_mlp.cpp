@@ -34,14 +34,10 @@ using heed::Index;
 using heed::Labels;
 using heed::Matrix;
 
-struct Args {
-  std::string data = "data/mnist";
+struct Args : examples::CommonArgs {
+  // --epochs -1: the recipe's default (10, or at most 30 for improved).
+  Args() : CommonArgs{.epochs = -1} {}
   std::string recipe = "article";
-  int epochs = -1;  // -1: the recipe's default (10, or at most 30 for improved)
-  Index batch_size = 100;
-  double lr = 1e-3;
-  std::uint64_t seed = 0;
-  int threads = 0;  // 0: all cores
   std::string save;    // checkpoint after every epoch ("" = none)
   std::string resume;  // checkpoint to continue from ("" = start fresh)
 };
@@ -61,22 +57,16 @@ const examples::Usage kUsage{
 Args parse(int argc, char** argv) {
   Args a;
   examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
-    if (k == "--data") a.data = v;
-    else if (k == "--recipe") a.recipe = v;
-    else if (k == "--epochs") examples::parse_number(v, a.epochs);
-    else if (k == "--batch-size") examples::parse_number(v, a.batch_size);
-    else if (k == "--lr") examples::parse_number(v, a.lr);
-    else if (k == "--seed") examples::parse_number(v, a.seed);
-    else if (k == "--threads") examples::parse_number(v, a.threads);
+    if (k == "--recipe") a.recipe = v;
     else if (k == "--save") a.save = v;
     else if (k == "--resume") a.resume = v;
-    else return false;
+    else return a.parse_common(k, v);
     return true;
   });
   if (a.recipe != "article" && a.recipe != "improved")
     examples::usage_error(kUsage, "--recipe is article or improved");
   if (a.epochs == -1) a.epochs = a.recipe == "article" ? 10 : 30;
-  if (a.epochs < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0)
+  if (!a.common_valid())
     examples::usage_error(kUsage,
                           "--epochs, --batch-size and --lr must be positive, --threads >= 0");
   if (!a.resume.empty() && a.save.empty()) a.save = a.resume;

@@ -33,16 +33,13 @@ using heed::Labels;
 using heed::Matrix;
 using heed::Tokens;
 
-struct Args {
+struct Args : examples::CommonArgs {
+  // The data is generated, so no --data.
+  Args() : CommonArgs{.takes_data = false, .epochs = 30, .batch_size = 64, .lr = 3e-3} {}
   std::string score = "additive";
-  int epochs = 30;
-  std::uint64_t seed = 0;
-  int threads = 0;
   Index beam = 1;
   std::string maps = "out/seq2seq_maps";
   Index train = 20000;
-  Index batch_size = 64;
-  double lr = 3e-3;
 };
 
 const examples::Usage kUsage{
@@ -59,20 +56,15 @@ Args parse(int argc, char** argv) {
   Args a;
   examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
     if (k == "--score") a.score = v;
-    else if (k == "--epochs") examples::parse_number(v, a.epochs);
-    else if (k == "--seed") examples::parse_number(v, a.seed);
-    else if (k == "--threads") examples::parse_number(v, a.threads);
     else if (k == "--beam") examples::parse_number(v, a.beam);
     else if (k == "--maps") a.maps = v;
     else if (k == "--train") examples::parse_number(v, a.train);
-    else if (k == "--batch-size") examples::parse_number(v, a.batch_size);
-    else if (k == "--lr") examples::parse_number(v, a.lr);
-    else return false;
+    else return a.parse_common(k, v);
     return true;
   });
   if (a.score != "additive" && a.score != "dot" && a.score != "general" && a.score != "scaled")
     examples::usage_error(kUsage, "--score is additive, dot, general or scaled");
-  if (a.epochs < 1 || a.beam < 1 || a.train < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0)
+  if (!a.common_valid() || a.beam < 1 || a.train < 1)
     examples::usage_error(kUsage, "--epochs, --beam, --train, --batch-size and --lr must be "
                                   "positive, --threads >= 0");
   return a;

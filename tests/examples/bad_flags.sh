@@ -38,6 +38,10 @@ for bin in "$@"; do
   expect "$bin" "bad value '-1' for --seed" --seed -1
   expect "$bin" "bad value '1e-3x' for --lr" --lr 1e-3x
   expect "$bin" "bad value '99999999999' for --threads" --threads 99999999999
+  expect "$bin" "--epochs, " --epochs 0
+  expect "$bin" " must be positive, --threads " --threads -1
 done
+# The shared flags are parsed in one place, but seq2seq_dates generates its data: no --data.
+[[ $# -ge 3 ]] && expect "$3" "unknown flag --data" --data x
 [[ $fail == 0 ]] && echo "all bad command lines rejected, --help answered"
 exit $fail
