@@ -373,7 +373,7 @@ int main(int argc, char** argv) try {
       optimizer.zero_grad();
       const Scalar loss = criterion.forward(model.forward(x), y);
       model.backward(criterion.backward());
-      heed::check_finite(loss, params, step);
+      heed::check_finite(loss, params, optimizer.step_count() + 1);  // before the update
       optimizer.step();
       schedule.step();
       loss_sum += loss;

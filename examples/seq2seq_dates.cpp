@@ -291,7 +291,8 @@ int run(const Args& a) {
               model.projects_keys() ? " (keys projected to the decoder width)" : "", a.lr,
               static_cast<long>(a.batch_size),
               a.beam == 1 ? "greedy" : ("beam " + std::to_string(a.beam)).c_str());
-  heed::Adam<Scalar> adam(model.parameters(), {.lr = static_cast<Scalar>(a.lr)});
+  const std::vector<heed::Parameter<Scalar>> params = model.parameters();
+  heed::Adam<Scalar> adam(params, {.lr = static_cast<Scalar>(a.lr)});
 
   std::vector<std::size_t> order(train.size()), test_order(test.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -328,8 +329,8 @@ int run(const Args& a) {
       adam.zero_grad();
       const Scalar loss = model.forward_train(b.src, b.len, b.tin, b.tout);
       model.backward();
-      heed::check_finite(loss, model.parameters(), batches);
-      heed::clip_grad_norm_(model.parameters(), Scalar(1));
+      heed::check_finite(loss, params, adam.step_count() + 1);  // before the update
+      heed::clip_grad_norm_(params, Scalar(1));
       adam.step();
       loss_sum += loss;
       ++batches;
