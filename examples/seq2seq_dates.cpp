@@ -10,7 +10,7 @@
 //                 [--lr 3e-3]
 //
 // After training, the attention of a few held-out examples is printed as text (output
-// characters down, input characters across) and written to DIR/attention_<i>.pgm (a PGM image,
+// characters down, input characters across) and written to DIR/attention_<i>.png (a grey PNG,
 // dark = attended, the characters drawn along both axes), and the program checks that the
 // year's output characters attend to the year's input characters over the whole test set.
 #include <algorithm>
@@ -18,12 +18,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <heed/heed.hpp>
 #include <string>
 #include <vector>
 
 #include "common.hpp"
+#include "png.hpp"
 
 namespace {
 
@@ -208,15 +208,15 @@ const char* glyph(char c) {
   }
 }
 
-// PGM (P5): cell (i, j) is an s x s square, 255 * (1 - weight); input characters along the top,
-// output characters down the left.
-void write_pgm(const std::string& path, const Matrix<Scalar>& A, const std::string& in,
+// A grey PNG: cell (i, j) is an s x s square, 255 * (1 - weight); input characters along the
+// top, output characters down the left.
+void write_map(const std::string& path, const Matrix<Scalar>& A, const std::string& in,
                const std::string& out) {
   const int s = 14, g = 2;  // cell size, glyph scale (3x5 -> 6x10)
   const int rows = static_cast<int>(A.rows()), cols = static_cast<int>(A.cols());
   const int W = s * (cols + 1), H = s * (rows + 1);
-  std::vector<unsigned char> px(static_cast<std::size_t>(W) * H, 255);
-  auto put = [&](int x, int y, unsigned char v) {
+  std::vector<std::uint8_t> px(static_cast<std::size_t>(W) * H, 255);
+  auto put = [&](int x, int y, std::uint8_t v) {
     if (x >= 0 && x < W && y >= 0 && y < H) px[static_cast<std::size_t>(y) * W + x] = v;
   };
   auto draw = [&](char c, int x0, int y0) {
@@ -231,14 +231,11 @@ void write_pgm(const std::string& path, const Matrix<Scalar>& A, const std::stri
   for (int i = 0; i < rows; ++i) draw(out[std::size_t(i)], 4, s * (i + 1) + 2);
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; ++j) {
-      const auto v = static_cast<unsigned char>(255.0 * (1.0 - std::clamp<double>(A(i, j), 0, 1)) + 0.5);
+      const auto v = static_cast<std::uint8_t>(255.0 * (1.0 - std::clamp<double>(A(i, j), 0, 1)) + 0.5);
       for (int y = 1; y < s; ++y)  // 1-pixel white grid lines
         for (int x = 1; x < s; ++x) put(s * (j + 1) + x, s * (i + 1) + y, v);
     }
-  std::ofstream f(path, std::ios::binary);
-  if (!f) throw heed::IoError("seq2seq_dates: cannot write " + path);
-  f << "P5\n" << W << " " << H << "\n255\n";
-  f.write(reinterpret_cast<const char*>(px.data()), static_cast<std::streamsize>(px.size()));
+  examples::write_png(path, W, H, 1, px);
 }
 
 // The same as text: one row per output character, shade by weight.
@@ -398,8 +395,8 @@ int run(const Args& a) {
     if (i == test.size()) continue;
     std::string out;
     for (int t : decoded[i].tokens) out += tgt_char(t);
-    const std::string path = a.maps + "/attention_" + std::to_string(written) + ".pgm";
-    write_pgm(path, decoded[i].attention, test[i].text, out);
+    const std::string path = a.maps + "/attention_" + std::to_string(written) + ".png";
+    write_map(path, decoded[i].attention, test[i].text, out);
     std::printf("\n\"%s\" -> %s   (%s)\n", test[i].text.c_str(), out.c_str(), path.c_str());
     print_map(decoded[i].attention, test[i].text, out);
     ++written;
