@@ -1,7 +1,8 @@
 #pragma once
 // What the examples share: command-line flag parsing with the same error messages and exit code
 // in every program, the flags common to them, the thread setting, seconds since a start time,
-// the training progress bar, and the MNIST classifiers' test-set report.
+// the training progress bar and per-epoch loss and time, and the MNIST classifiers' test-set
+// report.
 #include <unistd.h>
 
 #include <charconv>
@@ -125,6 +126,26 @@ class Progress {
  private:
   heed::Index total_;
   bool tty_;
+};
+
+// One epoch's bookkeeping: the running mean loss, shown in a progress bar, and the time since
+// the epoch started. add(loss) after every batch.
+class EpochMeter {
+ public:
+  explicit EpochMeter(heed::Index batches) : bar_(batches) {}
+  void add(double loss) {
+    loss_sum_ += loss;
+    ++batches_;
+    bar_.update(batches_, mean_loss());
+  }
+  double mean_loss() const { return loss_sum_ / static_cast<double>(batches_); }
+  double seconds() const { return seconds_since(t0_); }
+
+ private:
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  Progress bar_;
+  double loss_sum_ = 0;
+  heed::Index batches_ = 0;
 };
 
 // Prints "Accuracy: xx.xx%" (scripts parse this line), then per-class precision, recall and F1

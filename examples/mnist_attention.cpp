@@ -313,11 +313,8 @@ int main(int argc, char** argv) try {
   Labels y;
   double total_seconds = 0;
   for (int epoch = 1; epoch <= args.epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    examples::Progress bar(steps_per_epoch);
+    examples::EpochMeter meter(steps_per_epoch);
     loader.start_epoch();
-    double loss_sum = 0;
-    Index step = 0;
     while (loader.next(x, y)) {
       heed::random_shift(x, kSide, kSide, 1, Scalar(-1), aug_gen);  // +-1 pixel, background -1
       optimizer.zero_grad();
@@ -326,13 +323,12 @@ int main(int argc, char** argv) try {
       heed::check_finite(loss, params, optimizer.step_count() + 1);  // before the update
       optimizer.step();
       schedule.step();
-      loss_sum += loss;
-      ++step;
-      bar.update(step, loss_sum / step);
+      meter.add(loss);
     }
-    const double secs = examples::seconds_since(t0);
+    const double secs = meter.seconds();
     total_seconds += secs;
-    std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s\n", epoch, args.epochs, loss_sum / step, secs);
+    std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s\n", epoch, args.epochs, meter.mean_loss(),
+                secs);
     std::fflush(stdout);
   }
   std::printf("Training time: %.2f s (%.2f s per epoch)\n", total_seconds, total_seconds / args.epochs);

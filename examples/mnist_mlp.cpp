@@ -202,11 +202,8 @@ int main(int argc, char** argv) try {
   Labels y;
   bool stopped = improved && early.should_stop();
   for (int epoch = epochs_done + 1; epoch <= args.epochs && !stopped; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    examples::Progress bar(steps_per_epoch);
+    examples::EpochMeter meter(steps_per_epoch);
     loader.start_epoch();
-    double loss_sum = 0;
-    Index step = 0;
     while (loader.next(x, y)) {
       if (improved) heed::random_shift(x, 28, 28, 2, Scalar(-1), aug_gen);  // background = -1
       optimizer->zero_grad();
@@ -215,14 +212,13 @@ int main(int argc, char** argv) try {
       heed::check_finite(loss, params, optimizer->step_count() + 1);  // before the update
       optimizer->step();
       if (schedule) schedule->step();
-      loss_sum += loss;
-      ++step;
-      bar.update(step, loss_sum / step);
+      meter.add(loss);
     }
-    const double secs = examples::seconds_since(t0);
+    const double secs = meter.seconds();
     total_seconds += secs;
     epochs_done = epoch;
-    std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s", epoch, args.epochs, loss_sum / step, secs);
+    std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s", epoch, args.epochs, meter.mean_loss(),
+                secs);
     if (improved) {
       const double val_acc = heed::accuracy(predict(model, val_x), val_y);
       std::printf(", Val accuracy: %.2f%%", 100 * val_acc);

@@ -313,33 +313,28 @@ int run(const Args& a) {
     return static_cast<double>(correct) / static_cast<double>(test.size());
   };
 
-  using clock = std::chrono::steady_clock;
+  const std::size_t B = static_cast<std::size_t>(a.batch_size);
   double acc = 0, train_seconds = 0;
   int epoch = 1;
   for (; epoch <= a.epochs; ++epoch) {
-    const auto t0 = clock::now();
+    examples::EpochMeter meter(static_cast<Index>((order.size() + B - 1) / B));
     for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[gen.below(i + 1)]);
-    double loss_sum = 0;
-    Index batches = 0;
-    for (std::size_t i = 0; i < order.size(); i += std::size_t(a.batch_size)) {
-      const Batch b = make_batch(train, order, i, std::min(order.size(), i + std::size_t(a.batch_size)));
+    for (std::size_t i = 0; i < order.size(); i += B) {
+      const Batch b = make_batch(train, order, i, std::min(order.size(), i + B));
       adam.zero_grad();
       const Scalar loss = model.forward_train(b.src, b.len, b.tin, b.tout);
       model.backward();
       heed::check_finite(loss, params, adam.step_count() + 1);  // before the update
       heed::clip_grad_norm_(params, Scalar(1));
       adam.step();
-      loss_sum += loss;
-      ++batches;
+      meter.add(loss);
     }
-    const auto t1 = clock::now();
-    acc = evaluate();
-    const auto t2 = clock::now();
-    const double tt = std::chrono::duration<double>(t1 - t0).count();
+    const double tt = meter.seconds();
     train_seconds += tt;
+    const auto t_eval = std::chrono::steady_clock::now();
+    acc = evaluate();
     std::printf("Epoch [%d/%d], Loss: %.4f, held-out exact match: %.2f%%, time: %.1f s train + %.1f s eval\n",
-                epoch, a.epochs, loss_sum / static_cast<double>(batches), 100 * acc, tt,
-                std::chrono::duration<double>(t2 - t1).count());
+                epoch, a.epochs, meter.mean_loss(), 100 * acc, tt, examples::seconds_since(t_eval));
     std::fflush(stdout);
     if (acc >= 0.99) break;
   }
