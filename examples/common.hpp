@@ -1,11 +1,13 @@
 #pragma once
 // What the examples share: command-line flag parsing with the same error messages and exit code
-// in every program, the thread setting, seconds since a start time, the training progress bar,
-// and the MNIST classifiers' test-set report.
+// in every program, the flags common to them, the thread setting, seconds since a start time,
+// the training progress bar and per-epoch loss and time, and the MNIST classifiers' test-set
+// report.
 #include <unistd.h>
 
 #include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <heed/heed.hpp>
@@ -18,7 +20,7 @@
 namespace examples {
 
 // The program's name, its usage line(s) after "usage: " (ending in a newline), and what
-// --help says it does.
+// --help prints after them: what the program does, its defaults and what it writes.
 struct Usage {
   const char* program;
   const char* synopsis;
@@ -33,12 +35,16 @@ struct Usage {
 
 // Every flag takes one value: `--flag value`. set(flag, value) stores it and returns false for
 // an unknown flag; a std::logic_error from it (std::stoi and co. on a bad number) is reported as
-// a bad value. -h / --help prints the usage and exits with 2.
+// a bad value. -h / --help is a request, not a mistake: the usage and the about text on stdout,
+// exit code 0.
 template <class Set>
 void parse_flags(int argc, char** argv, const Usage& u, Set set) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
-    if (k == "-h" || k == "--help") usage_error(u, u.about);
+    if (k == "-h" || k == "--help") {
+      std::printf("usage: %s\n%s\n", u.synopsis, u.about);
+      std::exit(0);
+    }
     if (i + 1 >= argc) usage_error(u, "missing value for " + k);
     const std::string v = argv[++i];
     bool known = false;
@@ -62,6 +68,34 @@ void parse_number(const std::string& v, Number& out) {
   if (ec != std::errc() || ptr != end || v.empty()) throw std::invalid_argument(v);
   out = x;
 }
+
+// The flags the examples share, parsed here only, so that they read and fail the same in each.
+// An example derives its Args from this, sets its own defaults in the constructor, and ends
+// its parse_flags setter with `else return a.parse_common(k, v);`.
+struct CommonArgs {
+  bool takes_data = true;  // false: the example makes its own data, and --data is unknown
+  std::string data = "data/mnist";
+  int epochs = 10;
+  heed::Index batch_size = 100;
+  double lr = 1e-3;
+  std::uint64_t seed = 0;
+  int threads = 0;  // 0: all cores
+
+  bool parse_common(const std::string& k, const std::string& v) {
+    if (k == "--data" && takes_data) data = v;
+    else if (k == "--epochs") parse_number(v, epochs);
+    else if (k == "--batch-size") parse_number(v, batch_size);
+    else if (k == "--lr") parse_number(v, lr);
+    else if (k == "--seed") parse_number(v, seed);
+    else if (k == "--threads") parse_number(v, threads);
+    else return false;
+    return true;
+  }
+
+  // --epochs, --batch-size and --lr positive, --threads >= 0 (each example's message names
+  // these together with its own flags' bounds).
+  bool common_valid() const { return epochs >= 1 && batch_size >= 1 && lr > 0 && threads >= 0; }
+};
 
 // --threads N: N > 0 sets OpenMP's and Eigen's thread count; 0 leaves the default (all cores).
 inline void set_threads(int n) {
@@ -92,6 +126,26 @@ class Progress {
  private:
   heed::Index total_;
   bool tty_;
+};
+
+// One epoch's bookkeeping: the running mean loss, shown in a progress bar, and the time since
+// the epoch started. add(loss) after every batch.
+class EpochMeter {
+ public:
+  explicit EpochMeter(heed::Index batches) : bar_(batches) {}
+  void add(double loss) {
+    loss_sum_ += loss;
+    ++batches_;
+    bar_.update(batches_, mean_loss());
+  }
+  double mean_loss() const { return loss_sum_ / static_cast<double>(batches_); }
+  double seconds() const { return seconds_since(t0_); }
+
+ private:
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  Progress bar_;
+  double loss_sum_ = 0;
+  heed::Index batches_ = 0;
 };
 
 // Prints "Accuracy: xx.xx%" (scripts parse this line), then per-class precision, recall and F1

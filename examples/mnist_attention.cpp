@@ -16,10 +16,10 @@
 // Trained with cross-entropy and AdamW (weight decay 0.01), one epoch of linear warm-up then
 // cosine decay per batch, inputs normalised (x/255 - 0.5)/0.5 as in mnist_mlp, training images
 // shifted at random by up to 1 pixel (without it the model overfits: 98.3% instead of 98.7%). After testing,
-// the first --num-maps test images are written to --maps as PNG files (a tiny stored-deflate
-// encoder below, no library): the digit, the pooling query's attention over the patches, and the
-// attention each patch receives in the last self-attention layer (mean over queries and heads),
-// each heat map blended over the digit and upsampled 8x.
+// the first --num-maps test images are written to --maps as PNG files (png.hpp): the digit, the
+// pooling query's attention over the patches, and the attention each patch receives in the
+// last self-attention layer (mean over queries and heads), each heat map blended over the
+// digit and upsampled 8x.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -27,15 +27,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <heed/heed.hpp>
-#include <heed/io/crc32.hpp>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common.hpp"
+#include "png.hpp"
 
 namespace {
 
@@ -56,37 +55,29 @@ constexpr Index kHidden = 128;            // MLP width
 constexpr Index kBlocks = 2;
 constexpr Index kClasses = 10;
 
-struct Args {
-  std::string data = "data/mnist";
+struct Args : examples::CommonArgs {
   std::string maps = "out/attention_maps";
-  int epochs = 10;
-  Index batch_size = 100;
-  double lr = 1e-3;
-  std::uint64_t seed = 0;
-  int threads = 0;  // 0: all cores
   int num_maps = 8;
 };
 
-const examples::Usage kUsage{"mnist_attention",
-                             "mnist_attention [--data DIR] [--epochs N] [--batch-size N] [--lr X] "
-                             "[--seed N] [--threads N] [--maps DIR] [--num-maps N]\n",
-                             "train a patch transformer with attention pooling on MNIST"};
+const examples::Usage kUsage{
+    "mnist_attention",
+    "mnist_attention [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--seed N] [--threads N] "
+    "[--maps DIR] [--num-maps N]\n",
+    "Trains a patch transformer with attention pooling on MNIST, prints the test report, and\n"
+    "writes attention maps of the first --num-maps test images to --maps as PNG files.\n"
+    "Defaults: --data data/mnist, --epochs 10, --batch-size 100, --lr 1e-3, --seed 0,\n"
+    "--threads 0 (all cores), --maps out/attention_maps, --num-maps 8."};
 
 Args parse(int argc, char** argv) {
   Args a;
   examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
-    if (k == "--data") a.data = v;
-    else if (k == "--maps") a.maps = v;
-    else if (k == "--epochs") examples::parse_number(v, a.epochs);
-    else if (k == "--batch-size") examples::parse_number(v, a.batch_size);
-    else if (k == "--lr") examples::parse_number(v, a.lr);
-    else if (k == "--seed") examples::parse_number(v, a.seed);
-    else if (k == "--threads") examples::parse_number(v, a.threads);
+    if (k == "--maps") a.maps = v;
     else if (k == "--num-maps") examples::parse_number(v, a.num_maps);
-    else return false;
+    else return a.parse_common(k, v);
     return true;
   });
-  if (a.epochs < 1 || a.batch_size < 1 || !(a.lr > 0) || a.threads < 0 || a.num_maps < 0)
+  if (!a.common_valid() || a.num_maps < 0)
     examples::usage_error(
         kUsage, "--epochs, --batch-size and --lr must be positive, --threads and --num-maps >= 0");
   return a;
@@ -248,56 +239,7 @@ Matrix<Scalar> predict(PatchTransformer& model, const heed::ByteMatrix& images) 
   return logits;
 }
 
-// ---- attention maps as PNG: stored (uncompressed) deflate blocks, zlib framing, CRC-32 ----
-
-void put32(std::string& s, std::uint32_t v) {
-  for (int k = 3; k >= 0; --k) s.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
-}
-
-void png_chunk(std::string& out, const char* type, const std::string& data) {
-  put32(out, static_cast<std::uint32_t>(data.size()));
-  std::string body(type, 4);
-  body += data;
-  out += body;
-  put32(out, heed::io::crc32(body.data(), body.size()));
-}
-
-// rgb: h rows of w*3 bytes.
-void write_png(const std::string& path, int w, int h, const std::vector<std::uint8_t>& rgb) {
-  std::string raw;  // scanlines, each with filter byte 0
-  for (int y = 0; y < h; ++y) {
-    raw.push_back(0);
-    raw.append(reinterpret_cast<const char*>(rgb.data()) + static_cast<std::size_t>(y) * w * 3,
-               static_cast<std::size_t>(w) * 3);
-  }
-  std::string z = {0x78, 0x01};  // zlib header: deflate, 32K window, no dictionary
-  for (std::size_t pos = 0; pos < raw.size() || pos == 0; pos += 65535) {
-    const std::size_t n = std::min<std::size_t>(65535, raw.size() - pos);
-    z.push_back(pos + n == raw.size() ? 1 : 0);  // BFINAL, BTYPE = 00 (stored)
-    z.push_back(static_cast<char>(n & 0xFF));
-    z.push_back(static_cast<char>(n >> 8));
-    z.push_back(static_cast<char>(~n & 0xFF));
-    z.push_back(static_cast<char>((~n >> 8) & 0xFF));
-    z.append(raw, pos, n);
-  }
-  std::uint32_t a = 1, b = 0;  // Adler-32 of the uncompressed data
-  for (unsigned char c : raw) {
-    a = (a + c) % 65521;
-    b = (b + a) % 65521;
-  }
-  put32(z, (b << 16) | a);
-  std::string ihdr;
-  put32(ihdr, static_cast<std::uint32_t>(w));
-  put32(ihdr, static_cast<std::uint32_t>(h));
-  ihdr += std::string{8, 2, 0, 0, 0};  // 8 bits, RGB, deflate, adaptive filters, no interlace
-  std::string out = "\x89PNG\r\n\x1a\n";
-  png_chunk(out, "IHDR", ihdr);
-  png_chunk(out, "IDAT", z);
-  png_chunk(out, "IEND", "");
-  std::ofstream f(path, std::ios::binary);
-  f.write(out.data(), static_cast<std::streamsize>(out.size()));
-  if (!f) throw heed::IoError("mnist_attention: cannot write " + path);
-}
+// ---- attention maps ----
 
 // Black -> red -> yellow -> white for v in [0, 1].
 std::array<double, 3> heat_color(double v) {
@@ -331,7 +273,7 @@ void write_map(const std::string& path, const std::uint8_t* pixels, const Scalar
           q[ch] = static_cast<std::uint8_t>(255 * ((1 - 0.6 * ink) * c[ch] + 0.6 * ink * s[ch]));
       }
     }
-  write_png(path, w, h, rgb);
+  examples::write_png(path, w, h, 3, rgb);
 }
 
 }  // namespace
@@ -372,26 +314,22 @@ int main(int argc, char** argv) try {
   Labels y;
   double total_seconds = 0;
   for (int epoch = 1; epoch <= args.epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    examples::Progress bar(steps_per_epoch);
+    examples::EpochMeter meter(steps_per_epoch);
     loader.start_epoch();
-    double loss_sum = 0;
-    Index step = 0;
     while (loader.next(x, y)) {
       heed::random_shift(x, kSide, kSide, 1, Scalar(-1), aug_gen);  // +-1 pixel, background -1
       optimizer.zero_grad();
       const Scalar loss = criterion.forward(model.forward(x), y);
       model.backward(criterion.backward());
-      heed::check_finite(loss, params, step);
+      heed::check_finite(loss, params, optimizer.step_count() + 1);  // before the update
       optimizer.step();
       schedule.step();
-      loss_sum += loss;
-      ++step;
-      bar.update(step, loss_sum / step);
+      meter.add(loss);
     }
-    const double secs = examples::seconds_since(t0);
+    const double secs = meter.seconds();
     total_seconds += secs;
-    std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s\n", epoch, args.epochs, loss_sum / step, secs);
+    std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s\n", epoch, args.epochs, meter.mean_loss(),
+                secs);
     std::fflush(stdout);
   }
   std::printf("Training time: %.2f s (%.2f s per epoch)\n", total_seconds, total_seconds / args.epochs);
