@@ -162,9 +162,10 @@ TEST_CASE("state() names every buffer and restoring it resumes exactly") {
       {"step", "lr", "weight.square_avg", "weight.momentum_buffer", "weight.grad_avg"});
 }
 
-TEST_CASE("state() keys fall back to indices when parameter names repeat") {
+TEST_CASE("state() keys fall back to indices for unnamed parameters; repeated names are refused") {
   Matrix<float> w1(1, 2), g1(1, 2), w2(2, 1), g2(2, 1);
-  heed::SGD<float> opt({{"weight", &w1, &g1}, {"weight", &w2, &g2}}, {.momentum = 0.5f});
+  CHECK_THROWS_AS(heed::SGD<float>({{"weight", &w1, &g1}, {"weight", &w2, &g2}}, {}), heed::ValueError);
+  heed::SGD<float> opt({{"", &w1, &g1}, {"", &w2, &g2}}, {.momentum = 0.5f});
   const auto s = opt.state();
   REQUIRE(s.size() == 4);
   CHECK(s[2].first == "0.momentum_buffer");

@@ -7,7 +7,7 @@
 // per-parameter buffers. state() lists every tensor needed to resume training bit-exactly:
 // "step" and "lr" as (1, 1) tensors, then "<key>.<buffer>" with PyTorch's buffer names
 // (momentum_buffer, exp_avg, exp_avg_sq, ...). <key> is the parameter's name when all names are
-// distinct and non-empty, else its index in the list (as in PyTorch's state_dict).
+// unique (duplicates are refused) and none is empty, else its index in the list (as in PyTorch).
 // The step counter is kept in a T tensor so io::Checkpoint stores it with the rest; it is exact
 // up to 2^24 steps in float.
 #include <cmath>
