@@ -20,9 +20,13 @@ namespace detail {
 
 // 1234567 -> "1,234,567"
 inline std::string thousands(Index n) {
-  std::string s = std::to_string(n);
-  for (Index i = static_cast<Index>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
-  return s;
+  const std::string digits = std::to_string(n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
 }
 
 // The tensors a module shows on its own line: its own and those of its transparent children.

@@ -4,6 +4,7 @@
 //   xhat = (x - mu) * rstd,  rstd = 1 / sqrt(var + eps)
 //   y = xhat .* gamma + beta
 #include <cmath>
+#include <sstream>
 
 #include "../core/module.hpp"
 
@@ -72,8 +73,9 @@ class LayerNorm : public Module<T> {
   }
   std::string name() const override { return "LayerNorm"; }
   std::string extra_repr() const override {
-    return "(" + std::to_string(F_) + "), eps=" + detail::num_repr(eps_) +
-           ", elementwise_affine=" + (affine_ ? "true" : "false");
+    std::ostringstream s;  // (a chain of string + here trips g++ 12's -Wrestrict false positive)
+    s << '(' << F_ << "), eps=" << eps_ << ", elementwise_affine=" << (affine_ ? "true" : "false");
+    return s.str();
   }
 
  private:
