@@ -99,29 +99,8 @@ class ModuleBase {
 
   // Every learnable tensor, named by its module path: "encoder.rnn.weight_ih_l0". Refuses two
   // tensors of one name (a state_dict that could never be loaded back).
-  std::vector<Parameter<T>> parameters() {
-    std::vector<Parameter<T>> ps;
-    std::set<std::string> names;
-    for (auto& [path, m] : named_modules())
-      for (auto p : m->local_parameters()) {
-        p.name = join(path, p.name);
-        claim(names, p.name);
-        ps.push_back(std::move(p));
-      }
-    return ps;
-  }
-
-  std::vector<Buffer<T>> buffers() {
-    std::vector<Buffer<T>> bs;
-    std::set<std::string> names;
-    for (auto& [path, m] : named_modules())
-      for (auto b : m->local_buffers()) {
-        b.name = join(path, b.name);
-        claim(names, b.name);
-        bs.push_back(std::move(b));
-      }
-    return bs;
-  }
+  std::vector<Parameter<T>> parameters() { return collect(&ModuleBase::local_parameters); }
+  std::vector<Buffer<T>> buffers() { return collect(&ModuleBase::local_buffers); }
 
   // Every run-time random stream, named by its module's path ("" for this module itself), so
   // a checkpoint can save and restore each one.
@@ -221,6 +200,20 @@ class ModuleBase {
   bool input_grad_ = true;
 
  private:
+  // Every module's local tensors (local_parameters or local_buffers), named by module path.
+  template <class Item>
+  std::vector<Item> collect(std::vector<Item> (ModuleBase::*local)()) {
+    std::vector<Item> out;
+    std::set<std::string> names;
+    for (auto& [path, m] : named_modules())
+      for (auto item : (m->*local)()) {
+        item.name = join(path, item.name);
+        claim(names, item.name);
+        out.push_back(std::move(item));
+      }
+    return out;
+  }
+
   void claim(std::set<std::string>& names, const std::string& n) const {
     if (!names.insert(n).second)
       throw ValueError(name() + ": two tensors named '" + n + "'");
