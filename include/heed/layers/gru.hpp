@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "rnn_common.hpp"
+#include "rnn_driver.hpp"
 
 namespace heed {
 namespace detail {
@@ -60,6 +61,34 @@ void gru_gates_backward(const ConstStridedRef<T>& gates, const ConstStridedRef<T
   dgh.leftCols(2 * H) = dgi.leftCols(2 * H);                              // d(3), d(4) wrt gh
   dh = (dy * z).matrix();                                                 // d(6) wrt h
 }
+
+// GRU's gates for the sequence driver (rnn_driver.hpp): state h only; gi and gh enter the gates
+// apart, since (5) multiplies the projected state gh_n by r.
+template <typename T>
+struct GruGates {
+  static constexpr Index kGates = 3;  // r, z, n
+  static constexpr Index kStates = 1;  // h
+  static constexpr bool kSummed = false;
+  static constexpr bool kDirect[] = {true};  // (6): z .* h
+  static constexpr const char* kInitNames[] = {"h0"};
+  static constexpr const char* kGradNames[] = {"h_n gradient"};
+
+  struct Cache {
+    Matrix<T> GHN;  // (B*T, H) W_hn h + b_hn of every step
+    void resize_steps(Index rows, Index H) { GHN.resize(rows, H); }
+  };
+
+  template <class Cell>
+  static void forward(Cell& c, const StepAt& at, const Matrix<T>& gh, const Matrix<T>* s,
+                      StepMap<T> h_new, Matrix<T>*) {
+    gru_gates_forward<T>(at(c.G), gh, s[0], at(c.GHN), h_new);  // (3)-(6)
+  }
+  template <class Cell>
+  static void backward(Cell& c, const StepAt& at, const Matrix<T>* ds_new, StepMap<T> dgi,
+                       StepMap<T> dgh, Matrix<T>* ds) {
+    gru_gates_backward<T>(at(c.G), at(c.GHN), at(c.SP[0]), ds_new[0], dgi, dgh, ds[0]);  // d(3)-(6)
+  }
+};
 
 }  // namespace detail
 
@@ -194,10 +223,13 @@ class GRUCell : public ModuleBase<T> {
 // unchanged (h carried through, so h_n is the state at the last valid step) and output zeros;
 // the reverse direction therefore starts from h0 at t = lengths[b] - 1.
 //
-// Per layer and direction the input projections of all steps are one GEMM (1) before the time
-// loop and their gradients one GEMM after it; the loop does only the (B, H) x (H, 3H) products.
+// The time loop is detail::StackedRnn's (rnn_driver.hpp): per layer and direction the input
+// projections of all steps are one GEMM (1) before it and their gradients one GEMM after it;
+// the loop does only the (B, H) x (H, 3H) products (2) and the gates below.
 template <typename T>
-class GRU : public ModuleBase<T> {
+class GRU : public detail::StackedRnn<T, detail::GruGates<T>> {
+  using Base = detail::StackedRnn<T, detail::GruGates<T>>;
+
  public:
   struct Output {
     const Matrix<T>& output;  // (B*T, D*H)
@@ -208,162 +240,26 @@ class GRU : public ModuleBase<T> {
     const Matrix<T>& dh0;  // (L*D*B, H)
   };
 
-  // All parameters U(-1/sqrt(H), 1/sqrt(H)), drawn per layer and direction in state_dict order.
+  // All parameters U(-1/sqrt(H), 1/sqrt(H)), drawn per layer and direction in state_dict order
+  // weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_ih_l0_reverse, ...
   GRU(Index input_size, Index hidden_size, RNNOptions opt = {},
       Generator& gen = default_generator())
-      : I_(input_size), H_(hidden_size), L_(opt.num_layers), D_(opt.bidirectional ? 2 : 1),
-        has_bias_(opt.bias) {
-    detail::check_rnn_sizes("GRU", input_size, hidden_size, L_);
-    cells_.resize(static_cast<std::size_t>(L_ * D_));
-    for (Index l = 0; l < L_; ++l)    // layer l > 0 reads layer l-1's output, D*H columns
-      for (Index d = 0; d < D_; ++d)  // (3H, in), (3H, H), (1, 3H), (1, 3H)
-        cell(l, d).init(3, l == 0 ? I_ : D_ * H_, H_, has_bias_, gen);
-    out_.resize(static_cast<std::size_t>(L_));
-  }
+      : Base("GRU", input_size, hidden_size, opt, gen) {}
 
   // forward          x: (B*T, I), h0: (L*D*B, H) or empty, lengths: (B) or empty
   //                  -> {output (B*T, D*H), h_n (L*D*B, H)}
   Output forward(const ConstRef<T>& x, Index batch, const ConstRef<T>& h0 = Matrix<T>(),
                  const LabelsRef& lengths = Labels()) {
-    const auto s = detail::check_sequence("GRU", x.rows(), x.cols(), batch, I_);
-    const Index B = s.B, T_ = s.T, H = H_;
-    detail::check_state<T>("GRU", "h0", h0, L_ * D_ * B, H);
-    masked_ = detail::build_mask<T>("GRU", lengths, s, mask_);  // (T, B)
-    shape_ = s;
-    x_ = x;                          // (B*T, I) kept for dW_ih of layer 0
-    hn_.resize(L_ * D_ * B, H);      // (L*D*B, H)
-    h_.resize(B, H);                 // (B, H)      running state
-    gh_.resize(B, 3 * H);            // (B, 3H)
-    for (Index l = 0; l < L_; ++l) {
-      const Matrix<T>& in = l == 0 ? x_ : out_[l - 1];  // (B*T, in)
-      Matrix<T>& out = out_[l];
-      out.resize(B * T_, D_ * H);                       // (B*T, D*H)
-      for (Index d = 0; d < D_; ++d) {
-        Cell& c = cell(l, d);
-        c.G.resize(B * T_, 3 * H);                      // (B*T, 3H)
-        c.GHN.resize(B * T_, H);                        // (B*T, H)
-        c.HP.resize(B * T_, H);                         // (B*T, H)
-        c.G.noalias() = in * c.w_ih.transpose();        // (1) for every step at once
-        if (has_bias_) c.G.rowwise() += c.b_ih.row(0);
-        if (h0.size() != 0) h_ = h0.middleRows((l * D_ + d) * B, B); else h_.setZero();
-        for (Index k = 0; k < T_; ++k) {
-          const Index t = d == 0 ? k : T_ - 1 - k;
-          detail::step_rows(c.HP, T_, t, 0, H) = h_;    // state entering step t
-          gh_.noalias() = h_ * c.w_hh.transpose();      // (2)
-          if (has_bias_) gh_.rowwise() += c.b_hh.row(0);
-          auto y = detail::step_rows(out, T_, t, d * H, H);  // (B, H) view of output
-          detail::gru_gates_forward<T>(detail::step_rows(c.G, T_, t, 0, 3 * H), gh_, h_,
-                                       detail::step_rows(c.GHN, T_, t, 0, H), y);  // (3)-(6)
-          if (masked_) {  // padded steps: state carried, output zero
-            const auto m = mask_.row(t).transpose().array();  // (B)
-            h_.array() += (y.array() - h_.array()).colwise() * m;
-            y.array().colwise() *= m;
-          } else {
-            h_ = y;
-          }
-        }
-        hn_.middleRows((l * D_ + d) * B, B) = h_;
-      }
-    }
-    return {out_.back(), hn_};
+    this->forward_all(x, batch, {&h0}, lengths);
+    return {this->output(), this->sn_[0]};
   }
 
   // backward          dy: (B*T, D*H), dh_n: (L*D*B, H) or empty -> {dx (B*T, I), dh0 (L*D*B, H)}
   // Accumulates (+=) every parameter gradient.
   Grads backward(const ConstRef<T>& dy, const ConstRef<T>& dh_n = Matrix<T>()) {
-    if (x_.size() == 0) throw ValueError("GRU: backward called before forward");
-    const Index B = shape_.B, T_ = shape_.T, H = H_;
-    detail::check_shape("GRU", "gradient", dy, B * T_, D_ * H);
-    detail::check_state<T>("GRU", "h_n gradient", dh_n, L_ * D_ * B, H);
-    dh0_.resize(L_ * D_ * B, H);                        // (L*D*B, H)
-    dh_.resize(B, H);                                   // (B, H)
-    dcand_.resize(B, H);                                // (B, H)
-    dhz_.resize(B, H);                                  // (B, H)
-    DGI_.resize(B * T_, 3 * H);                         // (B*T, 3H)
-    DGH_.resize(B * T_, 3 * H);                         // (B*T, 3H)
-    for (Index l = L_ - 1; l >= 0; --l) {
-      const Matrix<T>& in = l == 0 ? x_ : out_[l - 1];  // (B*T, in)
-      const bool need_din = l > 0 || this->input_grad_;
-      Matrix<T>& din = l == 0 ? dx_ : dmid_[(l - 1) % 2];  // (B*T, in); dmid_[l % 2] is dY
-      din.resize(need_din ? B * T_ : 0, in.cols());
-      const ConstRef<T> dY = l == L_ - 1 ? dy : ConstRef<T>(dmid_[l % 2]);  // (B*T, D*H)
-      for (Index d = 0; d < D_; ++d) {
-        Cell& c = cell(l, d);
-        if (dh_n.size() != 0) dh_ = dh_n.middleRows((l * D_ + d) * B, B); else dh_.setZero();
-        for (Index k = T_ - 1; k >= 0; --k) {
-          const Index t = d == 0 ? k : T_ - 1 - k;
-          dcand_ = dh_ + detail::step_rows<T>(dY, T_, t, d * H, H);  // output_t = h'_t
-          if (masked_) {  // padded rows: no gradient into the step, dh passes through
-            const auto m = mask_.row(t).transpose().array();  // (B)
-            dcand_.array().colwise() *= m;
-            dh_.array().colwise() *= (T(1) - m);
-          }
-          auto dgh = detail::step_rows(DGH_, T_, t, 0, 3 * H);
-          detail::gru_gates_backward<T>(detail::step_rows(c.G, T_, t, 0, 3 * H),
-                                        detail::step_rows(c.GHN, T_, t, 0, H),
-                                        detail::step_rows(c.HP, T_, t, 0, H), dcand_,
-                                        detail::step_rows(DGI_, T_, t, 0, 3 * H), dgh, dhz_);
-          if (masked_) dh_ += dhz_; else dh_ = dhz_;    // d(6) wrt h
-          dh_.noalias() += dgh * c.w_hh;                // d(2) wrt h: (B, 3H)(3H, H)
-        }
-        dh0_.middleRows((l * D_ + d) * B, B) = dh_;
-        c.dw_ih.noalias() += DGI_.transpose() * in;     // d(1) wrt W_ih, all steps: (3H, B*T)(B*T, in)
-        c.dw_hh.noalias() += DGH_.transpose() * c.HP;   // d(2) wrt W_hh, all steps
-        if (has_bias_) {
-          c.db_ih.row(0) += DGI_.colwise().sum();
-          c.db_hh.row(0) += DGH_.colwise().sum();
-        }
-        if (need_din) {                                 // d(1) wrt input, summed over directions
-          if (d == 0) din.noalias() = DGI_ * c.w_ih; else din.noalias() += DGI_ * c.w_ih;
-        }
-      }
-    }
-    return {dx_, dh0_};
+    this->backward_all(dy, {&dh_n});
+    return {this->dx_, this->ds0_[0]};
   }
-
-  // state_dict order and names: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
-  // weight_ih_l0_reverse, ..., weight_ih_l1, ...
-  std::vector<Parameter<T>> local_parameters() override {
-    std::vector<Parameter<T>> ps;
-    for (Index l = 0; l < L_; ++l)
-      for (Index d = 0; d < D_; ++d) cell(l, d).append_parameters(ps, detail::layer_suffix(l, d));
-    return ps;
-  }
-  std::string name() const override { return "GRU"; }
-  std::string extra_repr() const override {
-    return detail::rnn_repr(I_, H_, has_bias_, L_, D_ == 2);
-  }
-
-  Index input_size() const { return I_; }
-  Index hidden_size() const { return H_; }
-  Index num_layers() const { return L_; }
-  Index num_directions() const { return D_; }
-
- private:
-  // One layer and direction: parameters w_ih (3H, in), w_hh (3H, H), b_ih, b_hh (1, 3H)
-  // with their gradients (rnn_common.hpp), and the forward cache.
-  struct Cell : detail::RnnWeights<T> {
-    Matrix<T> G;            // (B*T, 3H) gi, then [r | z | n] of every step
-    Matrix<T> GHN;          // (B*T, H)  W_hn h + b_hn of every step
-    Matrix<T> HP;           // (B*T, H)  state entering every step
-  };
-  Cell& cell(Index l, Index d) { return cells_[static_cast<std::size_t>(l * D_ + d)]; }
-
-  Index I_, H_, L_, D_;
-  bool has_bias_;
-  bool masked_ = false;
-  detail::SeqShape shape_;
-  std::vector<Cell> cells_;     // l*D + d
-  std::vector<Matrix<T>> out_;  // per layer (B*T, D*H)
-  Matrix<T> x_;                 // (B*T, I)
-  Matrix<T> hn_;                // (L*D*B, H)
-  Matrix<T> mask_;              // (T, B), empty without lengths
-  Matrix<T> h_, gh_;            // (B, H), (B, 3H) forward scratch
-  Matrix<T> dh_, dcand_, dhz_;  // (B, H) backward scratch
-  Matrix<T> DGI_, DGH_;         // (B*T, 3H)
-  Matrix<T> dx_;                // (B*T, I)
-  Matrix<T> dmid_[2];           // (B*T, D*H) gradients between layers, ping-pong
-  Matrix<T> dh0_;               // (L*D*B, H)
 };
 
 }  // namespace heed
