@@ -90,6 +90,16 @@ struct GruGates {
   }
 };
 
+// GRUCell's cache of one step.
+template <typename T>
+struct GruStep {
+  Matrix<T> x;      // (B, I)
+  Matrix<T> h;      // (B, H)  state entering the step
+  Matrix<T> gates;  // (B, 3H) [r | z | n]
+  Matrix<T> ghn;    // (B, H)  W_hn h + b_hn
+  Matrix<T> h_new;  // (B, H)
+};
+
 }  // namespace detail
 
 // One GRU step. For use in a loop (a decoder), the cell keeps a stack of per-step caches:
@@ -105,109 +115,64 @@ struct GruGates {
 // clear() drops cached steps that will not be back-propagated. The h' returned by forward
 // stays valid until its slot is reused, i.e. until backward popped it and forward ran again.
 template <typename T>
-class GRUCell : public ModuleBase<T> {
+class GRUCell : public detail::RnnCellBase<T, detail::GruStep<T>> {
+  using Base = detail::RnnCellBase<T, detail::GruStep<T>>;
+
  public:
   struct Grads {
     const Matrix<T>& dx;  // (B, I); empty when requires_input_grad(false)
     const Matrix<T>& dh;  // (B, H)
   };
 
-  // Parameters as torch.nn.GRUCell, all U(-1/sqrt(H), 1/sqrt(H)), drawn in the order
-  // weight_ih, weight_hh, bias_ih, bias_hh.
+  // Parameters as torch.nn.GRUCell: weight_ih (3H, I) rows [W_ir; W_iz; W_in], weight_hh
+  // (3H, H), bias_ih, bias_hh (1, 3H), all U(-1/sqrt(H), 1/sqrt(H)) in that order.
   GRUCell(Index input_size, Index hidden_size, bool bias = true,
           Generator& gen = default_generator())
-      : I_(input_size), H_(hidden_size), has_bias_(bias) {
-    detail::check_rnn_sizes("GRUCell", input_size, hidden_size);
-    p_.init(3, I_, H_, has_bias_, gen);  // (3H, I), (3H, H), (1, 3H), (1, 3H)
-  }
+      : Base("GRUCell", 3, input_size, hidden_size, bias, gen) {}
 
   // forward                          x: (B, I), h: (B, H) or empty for zeros -> h': (B, H)
   const Matrix<T>& forward(const ConstRef<T>& x, const ConstRef<T>& h = Matrix<T>()) {
-    detail::check_shape("GRUCell", "input", x, -1, I_);
+    const Index H = this->H_;
+    const auto& p = this->p_;
+    detail::check_shape("GRUCell", "input", x, -1, this->I_);
     const Index B = x.rows();
-    detail::check_state<T>("GRUCell", "hidden state", h, B, H_);
-    Step& s = steps_.slot(this->training_);  // training: pushed
+    detail::check_state<T>("GRUCell", "hidden state", h, B, H);
+    auto& s = this->steps_.slot(this->training_);  // training: pushed
     s.x = x;  // copies first: x or h may be an earlier step's h' living in this very slot
-    if (h.size() != 0) s.h = h; else s.h.setZero(B, H_);
-    s.gates.resize(B, 3 * H_);                                  // (B, 3H)
-    s.gates.noalias() = s.x * p_.w_ih.transpose();              // (1)
-    gh_.resize(B, 3 * H_);                                      // (B, 3H)
-    gh_.noalias() = s.h * p_.w_hh.transpose();                  // (2)
-    if (has_bias_) {
-      s.gates.rowwise() += p_.b_ih.row(0);
-      gh_.rowwise() += p_.b_hh.row(0);
+    if (h.size() != 0) s.h = h; else s.h.setZero(B, H);
+    s.gates.resize(B, 3 * H);                                   // (B, 3H)
+    s.gates.noalias() = s.x * p.w_ih.transpose();               // (1)
+    gh_.resize(B, 3 * H);                                       // (B, 3H)
+    gh_.noalias() = s.h * p.w_hh.transpose();                   // (2)
+    if (this->has_bias_) {
+      s.gates.rowwise() += p.b_ih.row(0);
+      gh_.rowwise() += p.b_hh.row(0);
     }
-    s.ghn.resize(B, H_);
-    s.h_new.resize(B, H_);
+    s.ghn.resize(B, H);
+    s.h_new.resize(B, H);
     detail::gru_gates_forward<T>(s.gates, gh_, s.h, s.ghn, s.h_new);  // (3)-(6)
     return s.h_new;
   }
 
   // backward of the most recent cached step        dh': (B, H) -> {dx (B, I), dh (B, H)}
   Grads backward(const ConstRef<T>& dh_new) {
-    if (steps_.depth() == 0)
-      throw ValueError("GRUCell: backward called with no cached step (call forward in training "
-                       "mode once per backward)");
-    Step& s = steps_.pop();
-    const Index B = s.x.rows();
-    detail::check_shape("GRUCell", "gradient", dh_new, B, H_);
+    auto& s = this->pop_step();
+    const Index B = s.x.rows(), H = this->H_;
+    detail::check_shape("GRUCell", "gradient", dh_new, B, H);
     dhn_ = dh_new;  // may be the dh this cell returned last time
-    dgi_.resize(B, 3 * H_);  // (B, 3H)
-    dgh_.resize(B, 3 * H_);  // (B, 3H)
-    dh_.resize(B, H_);       // (B, H)
+    dgi_.resize(B, 3 * H);  // (B, 3H)
+    dgh_.resize(B, 3 * H);  // (B, 3H)
+    dh_.resize(B, H);       // (B, H)
     detail::gru_gates_backward<T>(s.gates, s.ghn, s.h, dhn_, dgi_, dgh_, dh_);  // d(3)-(6)
-    p_.dw_ih.noalias() += dgi_.transpose() * s.x;  // d(1) wrt W_ih: (3H, B)(B, I)
-    p_.dw_hh.noalias() += dgh_.transpose() * s.h;  // d(2) wrt W_hh: (3H, B)(B, H)
-    if (has_bias_) {
-      p_.db_ih.row(0) += dgi_.colwise().sum();     // d(1) wrt b_ih
-      p_.db_hh.row(0) += dgh_.colwise().sum();     // d(2) wrt b_hh
-    }
-    dh_.noalias() += dgh_ * p_.w_hh;               // d(2) wrt h: (B, 3H)(3H, H)
-    if (this->input_grad_) {
-      dx_.resize(B, I_);
-      dx_.noalias() = dgi_ * p_.w_ih;              // d(1) wrt x: (B, 3H)(3H, I)
-    } else {
-      dx_.resize(0, I_);
-    }
-    return {dx_, dh_};
+    this->p_.accumulate_grads(dgi_, dgh_, s.x, s.h);  // d(1), d(2) wrt W_ih, W_hh, b_ih, b_hh
+    dh_.noalias() += dgh_ * this->p_.w_hh;            // d(2) wrt h: (B, 3H)(3H, H)
+    return {this->input_grad(dgi_), dh_};              // d(1) wrt x
   }
-
-  // Steps cached by forward and not yet popped by backward.
-  Index cached_steps() const { return steps_.depth(); }
-  void clear() { steps_.clear(); }
-
-  std::vector<Parameter<T>> local_parameters() override {
-    std::vector<Parameter<T>> ps;
-    p_.append_parameters(ps);  // weight_ih, weight_hh, bias_ih, bias_hh
-    return ps;
-  }
-  std::string name() const override { return "GRUCell"; }
-  std::string extra_repr() const override { return detail::rnn_repr(I_, H_, has_bias_); }
-
-  Index input_size() const { return I_; }
-  Index hidden_size() const { return H_; }
-  Matrix<T>& weight_ih() { return p_.w_ih; }  // (3H, I) rows [W_ir; W_iz; W_in]
-  Matrix<T>& weight_hh() { return p_.w_hh; }  // (3H, H) rows [W_hr; W_hz; W_hn]
-  Matrix<T>& bias_ih() { return p_.b_ih; }    // (1, 3H); empty without bias
-  Matrix<T>& bias_hh() { return p_.b_hh; }    // (1, 3H); empty without bias
 
  private:
-  struct Step {
-    Matrix<T> x;      // (B, I)
-    Matrix<T> h;      // (B, H)  state entering the step
-    Matrix<T> gates;  // (B, 3H) [r | z | n]
-    Matrix<T> ghn;    // (B, H)  W_hn h + b_hn
-    Matrix<T> h_new;  // (B, H)
-  };
-
-  Index I_, H_;
-  bool has_bias_;
-  detail::RnnWeights<T> p_;  // w_ih (3H, I), w_hh (3H, H), b_ih, b_hh (1, 3H)
-  detail::StepStack<Step> steps_;  // per-step caches, see the class comment
   Matrix<T> gh_;            // (B, 3H) forward scratch
   Matrix<T> dgi_, dgh_;     // (B, 3H)
   Matrix<T> dhn_, dh_;      // (B, H)
-  Matrix<T> dx_;            // (B, I)
 };
 
 // Multi-layer, optionally bidirectional GRU over whole sequences, torch.nn.GRU with

@@ -93,6 +93,17 @@ struct LstmGates {
   }
 };
 
+// LSTMCell's cache of one step.
+template <typename T>
+struct LstmStep {
+  Matrix<T> x;         // (B, I)
+  Matrix<T> h, c;      // (B, H) state entering the step
+  Matrix<T> gates;     // (B, 4H) [i | f | g | o]
+  Matrix<T> c_new;     // (B, H)
+  Matrix<T> tc;        // (B, H) tanh(c')
+  Matrix<T> h_new;     // (B, H)
+};
+
 }  // namespace detail
 
 // One LSTM step, with the same per-step cache stack as GRUCell (see gru.hpp): forward in
@@ -102,7 +113,9 @@ struct LstmGates {
 //   for t in 0..T-1:  { auto s = cell.forward(x_t, h, c); h = s.h; c = s.c; }
 //   for t in T-1..0:  { auto g = cell.backward(dh + dout_t, dc); dh = g.dh; dc = g.dc; }
 template <typename T>
-class LSTMCell : public ModuleBase<T> {
+class LSTMCell : public detail::RnnCellBase<T, detail::LstmStep<T>> {
+  using Base = detail::RnnCellBase<T, detail::LstmStep<T>>;
+
  public:
   struct State {
     const Matrix<T>& h;  // (B, H)
@@ -114,33 +127,32 @@ class LSTMCell : public ModuleBase<T> {
     const Matrix<T>& dc;  // (B, H)
   };
 
-  // Parameters as torch.nn.LSTMCell, all U(-1/sqrt(H), 1/sqrt(H)), drawn in the order
-  // weight_ih, weight_hh, bias_ih, bias_hh.
+  // Parameters as torch.nn.LSTMCell: weight_ih (4H, I) rows [W_ii; W_if; W_ig; W_io],
+  // weight_hh (4H, H), bias_ih, bias_hh (1, 4H), all U(-1/sqrt(H), 1/sqrt(H)) in that order.
   LSTMCell(Index input_size, Index hidden_size, bool bias = true,
            Generator& gen = default_generator())
-      : I_(input_size), H_(hidden_size), has_bias_(bias) {
-    detail::check_rnn_sizes("LSTMCell", input_size, hidden_size);
-    p_.init(4, I_, H_, has_bias_, gen);  // (4H, I), (4H, H), (1, 4H), (1, 4H)
-  }
+      : Base("LSTMCell", 4, input_size, hidden_size, bias, gen) {}
 
   // forward       x: (B, I), h, c: (B, H) or empty for zeros -> {h' (B, H), c' (B, H)}
   State forward(const ConstRef<T>& x, const ConstRef<T>& h = Matrix<T>(),
                 const ConstRef<T>& c = Matrix<T>()) {
-    detail::check_shape("LSTMCell", "input", x, -1, I_);
+    const Index H = this->H_;
+    const auto& p = this->p_;
+    detail::check_shape("LSTMCell", "input", x, -1, this->I_);
     const Index B = x.rows();
-    detail::check_state<T>("LSTMCell", "hidden state", h, B, H_);
-    detail::check_state<T>("LSTMCell", "cell state", c, B, H_);
-    Step& s = steps_.slot(this->training_);  // training: pushed
+    detail::check_state<T>("LSTMCell", "hidden state", h, B, H);
+    detail::check_state<T>("LSTMCell", "cell state", c, B, H);
+    auto& s = this->steps_.slot(this->training_);  // training: pushed
     s.x = x;  // copies first: inputs may be an earlier step's outputs living in this slot
-    if (h.size() != 0) s.h = h; else s.h.setZero(B, H_);
-    if (c.size() != 0) s.c = c; else s.c.setZero(B, H_);
-    s.gates.resize(B, 4 * H_);                               // (B, 4H)
-    s.gates.noalias() = s.x * p_.w_ih.transpose();           // (1)
-    s.gates.noalias() += s.h * p_.w_hh.transpose();          // (2)
-    if (has_bias_) s.gates.rowwise() += p_.b_ih.row(0) + p_.b_hh.row(0);
-    s.c_new.resize(B, H_);
-    s.tc.resize(B, H_);
-    s.h_new.resize(B, H_);
+    if (h.size() != 0) s.h = h; else s.h.setZero(B, H);
+    if (c.size() != 0) s.c = c; else s.c.setZero(B, H);
+    s.gates.resize(B, 4 * H);                                // (B, 4H)
+    s.gates.noalias() = s.x * p.w_ih.transpose();            // (1)
+    s.gates.noalias() += s.h * p.w_hh.transpose();           // (2)
+    if (this->has_bias_) s.gates.rowwise() += p.b_ih.row(0) + p.b_hh.row(0);
+    s.c_new.resize(B, H);
+    s.tc.resize(B, H);
+    s.h_new.resize(B, H);
     detail::lstm_gates_forward<T>(s.gates, s.c, s.c_new, s.tc, s.h_new);  // (3)-(5)
     return {s.h_new, s.c_new};
   }
@@ -148,70 +160,24 @@ class LSTMCell : public ModuleBase<T> {
   // backward of the most recent cached step
   //   dh', dc': (B, H) (dc' empty = zero) -> {dx (B, I), dh (B, H), dc (B, H)}
   Grads backward(const ConstRef<T>& dh_new, const ConstRef<T>& dc_new = Matrix<T>()) {
-    if (steps_.depth() == 0)
-      throw ValueError("LSTMCell: backward called with no cached step (call forward in training "
-                       "mode once per backward)");
-    Step& s = steps_.pop();
-    const Index B = s.x.rows();
-    detail::check_shape("LSTMCell", "gradient", dh_new, B, H_);
-    detail::check_state<T>("LSTMCell", "cell state gradient", dc_new, B, H_);
+    auto& s = this->pop_step();
+    const Index B = s.x.rows(), H = this->H_;
+    detail::check_shape("LSTMCell", "gradient", dh_new, B, H);
+    detail::check_state<T>("LSTMCell", "cell state gradient", dc_new, B, H);
     dhn_ = dh_new;  // copies: either may be a gradient this cell returned last time
-    if (dc_new.size() != 0) dcn_ = dc_new; else dcn_.setZero(B, H_);
-    da_.resize(B, 4 * H_);  // (B, 4H)
-    dc_.resize(B, H_);      // (B, H)
+    if (dc_new.size() != 0) dcn_ = dc_new; else dcn_.setZero(B, H);
+    da_.resize(B, 4 * H);  // (B, 4H)
+    dc_.resize(B, H);      // (B, H)
     detail::lstm_gates_backward<T>(s.gates, s.c, s.tc, dhn_, dcn_, da_, dc_);  // d(3)-(5)
-    p_.dw_ih.noalias() += da_.transpose() * s.x;  // d(1) wrt W_ih: (4H, B)(B, I)
-    p_.dw_hh.noalias() += da_.transpose() * s.h;  // d(2) wrt W_hh: (4H, B)(B, H)
-    if (has_bias_) {
-      p_.db_ih.row(0) += da_.colwise().sum();     // d(1), d(2) wrt the biases: the same sum
-      p_.db_hh.row(0) += da_.colwise().sum();
-    }
-    dh_.resize(B, H_);
-    dh_.noalias() = da_ * p_.w_hh;                // d(2) wrt h: (B, 4H)(4H, H)
-    if (this->input_grad_) {
-      dx_.resize(B, I_);
-      dx_.noalias() = da_ * p_.w_ih;              // d(1) wrt x: (B, 4H)(4H, I)
-    } else {
-      dx_.resize(0, I_);
-    }
-    return {dx_, dh_, dc_};
+    this->p_.accumulate_grads(da_, da_, s.x, s.h);  // d(1), d(2): one sum feeds both biases
+    dh_.resize(B, H);
+    dh_.noalias() = da_ * this->p_.w_hh;            // d(2) wrt h: (B, 4H)(4H, H)
+    return {this->input_grad(da_), dh_, dc_};        // d(1) wrt x
   }
-
-  Index cached_steps() const { return steps_.depth(); }
-  void clear() { steps_.clear(); }
-
-  std::vector<Parameter<T>> local_parameters() override {
-    std::vector<Parameter<T>> ps;
-    p_.append_parameters(ps);  // weight_ih, weight_hh, bias_ih, bias_hh
-    return ps;
-  }
-  std::string name() const override { return "LSTMCell"; }
-  std::string extra_repr() const override { return detail::rnn_repr(I_, H_, has_bias_); }
-
-  Index input_size() const { return I_; }
-  Index hidden_size() const { return H_; }
-  Matrix<T>& weight_ih() { return p_.w_ih; }  // (4H, I) rows [W_ii; W_if; W_ig; W_io]
-  Matrix<T>& weight_hh() { return p_.w_hh; }  // (4H, H)
-  Matrix<T>& bias_ih() { return p_.b_ih; }    // (1, 4H); empty without bias
-  Matrix<T>& bias_hh() { return p_.b_hh; }    // (1, 4H); empty without bias
 
  private:
-  struct Step {
-    Matrix<T> x;         // (B, I)
-    Matrix<T> h, c;      // (B, H) state entering the step
-    Matrix<T> gates;     // (B, 4H) [i | f | g | o]
-    Matrix<T> c_new;     // (B, H)
-    Matrix<T> tc;        // (B, H) tanh(c')
-    Matrix<T> h_new;     // (B, H)
-  };
-
-  Index I_, H_;
-  bool has_bias_;
-  detail::RnnWeights<T> p_;  // w_ih (4H, I), w_hh (4H, H), b_ih, b_hh (1, 4H)
-  detail::StepStack<Step> steps_;  // per-step caches, see the class comment
-  Matrix<T> da_;                  // (B, 4H)
+  Matrix<T> da_;                   // (B, 4H)
   Matrix<T> dhn_, dcn_, dh_, dc_;  // (B, H)
-  Matrix<T> dx_;                  // (B, I)
 };
 
 // Multi-layer, optionally bidirectional LSTM over whole sequences, torch.nn.LSTM with

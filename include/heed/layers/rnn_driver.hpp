@@ -213,12 +213,7 @@ class StackedRnn : public ModuleBase<T> {
           else ds_[0].noalias() = dgh * c.w_hh;                                 // (B, G*H)(G*H, H)
         }
         for (Index k = 0; k < S; ++k) ds0_[k].middleRows(r0, B) = ds_[k];
-        c.dw_ih.noalias() += DGI_.transpose() * in;     // d(1) wrt W_ih: (G*H, B*T)(B*T, in)
-        c.dw_hh.noalias() += DGH.transpose() * c.SP[0];  // d(2) wrt W_hh, all steps
-        if (has_bias_) {
-          c.db_ih.row(0) += DGI_.colwise().sum();       // d(1) wrt b_ih
-          c.db_hh.row(0) += DGH.colwise().sum();        // d(2) wrt b_hh
-        }
+        c.accumulate_grads(DGI_, DGH, in, c.SP[0]);     // d(1), d(2) wrt the weights, all steps
         if (need_din) {                                 // d(1) wrt input, summed over directions
           if (d == 0) din.noalias() = DGI_ * c.w_ih; else din.noalias() += DGI_ * c.w_ih;
         }
