@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "rnn_common.hpp"
+#include "rnn_driver.hpp"
 
 namespace heed {
 namespace detail {
@@ -61,6 +62,44 @@ void gru_gates_backward(const ConstStridedRef<T>& gates, const ConstStridedRef<T
   dh = (dy * z).matrix();                                                 // d(6) wrt h
 }
 
+// GRU's gates for the sequence driver (rnn_driver.hpp): state h only; gi and gh enter the gates
+// apart, since (5) multiplies the projected state gh_n by r.
+template <typename T>
+struct GruGates {
+  static constexpr Index kGates = 3;  // r, z, n
+  static constexpr Index kStates = 1;  // h
+  static constexpr bool kSummed = false;
+  static constexpr bool kDirect[] = {true};  // (6): z .* h
+  static constexpr const char* kInitNames[] = {"h0"};
+  static constexpr const char* kGradNames[] = {"h_n gradient"};
+
+  struct Cache {
+    Matrix<T> GHN;  // (B*T, H) W_hn h + b_hn of every step
+    void resize_steps(Index rows, Index H) { GHN.resize(rows, H); }
+  };
+
+  template <class Cell>
+  static void forward(Cell& c, const StepAt& at, const Matrix<T>& gh, const Matrix<T>* s,
+                      StepMap<T> h_new, Matrix<T>*) {
+    gru_gates_forward<T>(at(c.G), gh, s[0], at(c.GHN), h_new);  // (3)-(6)
+  }
+  template <class Cell>
+  static void backward(Cell& c, const StepAt& at, const Matrix<T>* ds_new, StepMap<T> dgi,
+                       StepMap<T> dgh, Matrix<T>* ds) {
+    gru_gates_backward<T>(at(c.G), at(c.GHN), at(c.SP[0]), ds_new[0], dgi, dgh, ds[0]);  // d(3)-(6)
+  }
+};
+
+// GRUCell's cache of one step.
+template <typename T>
+struct GruStep {
+  Matrix<T> x;      // (B, I)
+  Matrix<T> h;      // (B, H)  state entering the step
+  Matrix<T> gates;  // (B, 3H) [r | z | n]
+  Matrix<T> ghn;    // (B, H)  W_hn h + b_hn
+  Matrix<T> h_new;  // (B, H)
+};
+
 }  // namespace detail
 
 // One GRU step. For use in a loop (a decoder), the cell keeps a stack of per-step caches:
@@ -76,109 +115,64 @@ void gru_gates_backward(const ConstStridedRef<T>& gates, const ConstStridedRef<T
 // clear() drops cached steps that will not be back-propagated. The h' returned by forward
 // stays valid until its slot is reused, i.e. until backward popped it and forward ran again.
 template <typename T>
-class GRUCell : public ModuleBase<T> {
+class GRUCell : public detail::RnnCellBase<T, detail::GruStep<T>> {
+  using Base = detail::RnnCellBase<T, detail::GruStep<T>>;
+
  public:
   struct Grads {
     const Matrix<T>& dx;  // (B, I); empty when requires_input_grad(false)
     const Matrix<T>& dh;  // (B, H)
   };
 
-  // Parameters as torch.nn.GRUCell, all U(-1/sqrt(H), 1/sqrt(H)), drawn in the order
-  // weight_ih, weight_hh, bias_ih, bias_hh.
+  // Parameters as torch.nn.GRUCell: weight_ih (3H, I) rows [W_ir; W_iz; W_in], weight_hh
+  // (3H, H), bias_ih, bias_hh (1, 3H), all U(-1/sqrt(H), 1/sqrt(H)) in that order.
   GRUCell(Index input_size, Index hidden_size, bool bias = true,
           Generator& gen = default_generator())
-      : I_(input_size), H_(hidden_size), has_bias_(bias) {
-    detail::check_rnn_sizes("GRUCell", input_size, hidden_size);
-    p_.init(3, I_, H_, has_bias_, gen);  // (3H, I), (3H, H), (1, 3H), (1, 3H)
-  }
+      : Base("GRUCell", 3, input_size, hidden_size, bias, gen) {}
 
   // forward                          x: (B, I), h: (B, H) or empty for zeros -> h': (B, H)
   const Matrix<T>& forward(const ConstRef<T>& x, const ConstRef<T>& h = Matrix<T>()) {
-    detail::check_shape("GRUCell", "input", x, -1, I_);
+    const Index H = this->H_;
+    const auto& p = this->p_;
+    detail::check_shape("GRUCell", "input", x, -1, this->I_);
     const Index B = x.rows();
-    detail::check_state<T>("GRUCell", "hidden state", h, B, H_);
-    Step& s = steps_.slot(this->training_);  // training: pushed
+    detail::check_state<T>("GRUCell", "hidden state", h, B, H);
+    auto& s = this->steps_.slot(this->training_);  // training: pushed
     s.x = x;  // copies first: x or h may be an earlier step's h' living in this very slot
-    if (h.size() != 0) s.h = h; else s.h.setZero(B, H_);
-    s.gates.resize(B, 3 * H_);                                  // (B, 3H)
-    s.gates.noalias() = s.x * p_.w_ih.transpose();              // (1)
-    gh_.resize(B, 3 * H_);                                      // (B, 3H)
-    gh_.noalias() = s.h * p_.w_hh.transpose();                  // (2)
-    if (has_bias_) {
-      s.gates.rowwise() += p_.b_ih.row(0);
-      gh_.rowwise() += p_.b_hh.row(0);
+    if (h.size() != 0) s.h = h; else s.h.setZero(B, H);
+    s.gates.resize(B, 3 * H);                                   // (B, 3H)
+    s.gates.noalias() = s.x * p.w_ih.transpose();               // (1)
+    gh_.resize(B, 3 * H);                                       // (B, 3H)
+    gh_.noalias() = s.h * p.w_hh.transpose();                   // (2)
+    if (this->has_bias_) {
+      s.gates.rowwise() += p.b_ih.row(0);
+      gh_.rowwise() += p.b_hh.row(0);
     }
-    s.ghn.resize(B, H_);
-    s.h_new.resize(B, H_);
+    s.ghn.resize(B, H);
+    s.h_new.resize(B, H);
     detail::gru_gates_forward<T>(s.gates, gh_, s.h, s.ghn, s.h_new);  // (3)-(6)
     return s.h_new;
   }
 
   // backward of the most recent cached step        dh': (B, H) -> {dx (B, I), dh (B, H)}
   Grads backward(const ConstRef<T>& dh_new) {
-    if (steps_.depth() == 0)
-      throw ValueError("GRUCell: backward called with no cached step (call forward in training "
-                       "mode once per backward)");
-    Step& s = steps_.pop();
-    const Index B = s.x.rows();
-    detail::check_shape("GRUCell", "gradient", dh_new, B, H_);
+    auto& s = this->pop_step();
+    const Index B = s.x.rows(), H = this->H_;
+    detail::check_shape("GRUCell", "gradient", dh_new, B, H);
     dhn_ = dh_new;  // may be the dh this cell returned last time
-    dgi_.resize(B, 3 * H_);  // (B, 3H)
-    dgh_.resize(B, 3 * H_);  // (B, 3H)
-    dh_.resize(B, H_);       // (B, H)
+    dgi_.resize(B, 3 * H);  // (B, 3H)
+    dgh_.resize(B, 3 * H);  // (B, 3H)
+    dh_.resize(B, H);       // (B, H)
     detail::gru_gates_backward<T>(s.gates, s.ghn, s.h, dhn_, dgi_, dgh_, dh_);  // d(3)-(6)
-    p_.dw_ih.noalias() += dgi_.transpose() * s.x;  // d(1) wrt W_ih: (3H, B)(B, I)
-    p_.dw_hh.noalias() += dgh_.transpose() * s.h;  // d(2) wrt W_hh: (3H, B)(B, H)
-    if (has_bias_) {
-      p_.db_ih.row(0) += dgi_.colwise().sum();     // d(1) wrt b_ih
-      p_.db_hh.row(0) += dgh_.colwise().sum();     // d(2) wrt b_hh
-    }
-    dh_.noalias() += dgh_ * p_.w_hh;               // d(2) wrt h: (B, 3H)(3H, H)
-    if (this->input_grad_) {
-      dx_.resize(B, I_);
-      dx_.noalias() = dgi_ * p_.w_ih;              // d(1) wrt x: (B, 3H)(3H, I)
-    } else {
-      dx_.resize(0, I_);
-    }
-    return {dx_, dh_};
+    this->p_.accumulate_grads(dgi_, dgh_, s.x, s.h);  // d(1), d(2) wrt W_ih, W_hh, b_ih, b_hh
+    dh_.noalias() += dgh_ * this->p_.w_hh;            // d(2) wrt h: (B, 3H)(3H, H)
+    return {this->input_grad(dgi_), dh_};              // d(1) wrt x
   }
-
-  // Steps cached by forward and not yet popped by backward.
-  Index cached_steps() const { return steps_.depth(); }
-  void clear() { steps_.clear(); }
-
-  std::vector<Parameter<T>> local_parameters() override {
-    std::vector<Parameter<T>> ps;
-    p_.append_parameters(ps);  // weight_ih, weight_hh, bias_ih, bias_hh
-    return ps;
-  }
-  std::string name() const override { return "GRUCell"; }
-  std::string extra_repr() const override { return detail::rnn_repr(I_, H_, has_bias_); }
-
-  Index input_size() const { return I_; }
-  Index hidden_size() const { return H_; }
-  Matrix<T>& weight_ih() { return p_.w_ih; }  // (3H, I) rows [W_ir; W_iz; W_in]
-  Matrix<T>& weight_hh() { return p_.w_hh; }  // (3H, H) rows [W_hr; W_hz; W_hn]
-  Matrix<T>& bias_ih() { return p_.b_ih; }    // (1, 3H); empty without bias
-  Matrix<T>& bias_hh() { return p_.b_hh; }    // (1, 3H); empty without bias
 
  private:
-  struct Step {
-    Matrix<T> x;      // (B, I)
-    Matrix<T> h;      // (B, H)  state entering the step
-    Matrix<T> gates;  // (B, 3H) [r | z | n]
-    Matrix<T> ghn;    // (B, H)  W_hn h + b_hn
-    Matrix<T> h_new;  // (B, H)
-  };
-
-  Index I_, H_;
-  bool has_bias_;
-  detail::RnnWeights<T> p_;  // w_ih (3H, I), w_hh (3H, H), b_ih, b_hh (1, 3H)
-  detail::StepStack<Step> steps_;  // per-step caches, see the class comment
   Matrix<T> gh_;            // (B, 3H) forward scratch
   Matrix<T> dgi_, dgh_;     // (B, 3H)
   Matrix<T> dhn_, dh_;      // (B, H)
-  Matrix<T> dx_;            // (B, I)
 };
 
 // Multi-layer, optionally bidirectional GRU over whole sequences, torch.nn.GRU with
@@ -194,10 +188,13 @@ class GRUCell : public ModuleBase<T> {
 // unchanged (h carried through, so h_n is the state at the last valid step) and output zeros;
 // the reverse direction therefore starts from h0 at t = lengths[b] - 1.
 //
-// Per layer and direction the input projections of all steps are one GEMM (1) before the time
-// loop and their gradients one GEMM after it; the loop does only the (B, H) x (H, 3H) products.
+// The time loop is detail::StackedRnn's (rnn_driver.hpp): per layer and direction the input
+// projections of all steps are one GEMM (1) before it and their gradients one GEMM after it;
+// the loop does only the (B, H) x (H, 3H) products (2) and the gates below.
 template <typename T>
-class GRU : public ModuleBase<T> {
+class GRU : public detail::StackedRnn<T, detail::GruGates<T>> {
+  using Base = detail::StackedRnn<T, detail::GruGates<T>>;
+
  public:
   struct Output {
     const Matrix<T>& output;  // (B*T, D*H)
@@ -208,162 +205,26 @@ class GRU : public ModuleBase<T> {
     const Matrix<T>& dh0;  // (L*D*B, H)
   };
 
-  // All parameters U(-1/sqrt(H), 1/sqrt(H)), drawn per layer and direction in state_dict order.
+  // All parameters U(-1/sqrt(H), 1/sqrt(H)), drawn per layer and direction in state_dict order
+  // weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, weight_ih_l0_reverse, ...
   GRU(Index input_size, Index hidden_size, RNNOptions opt = {},
       Generator& gen = default_generator())
-      : I_(input_size), H_(hidden_size), L_(opt.num_layers), D_(opt.bidirectional ? 2 : 1),
-        has_bias_(opt.bias) {
-    detail::check_rnn_sizes("GRU", input_size, hidden_size, L_);
-    cells_.resize(static_cast<std::size_t>(L_ * D_));
-    for (Index l = 0; l < L_; ++l)    // layer l > 0 reads layer l-1's output, D*H columns
-      for (Index d = 0; d < D_; ++d)  // (3H, in), (3H, H), (1, 3H), (1, 3H)
-        cell(l, d).init(3, l == 0 ? I_ : D_ * H_, H_, has_bias_, gen);
-    out_.resize(static_cast<std::size_t>(L_));
-  }
+      : Base("GRU", input_size, hidden_size, opt, gen) {}
 
   // forward          x: (B*T, I), h0: (L*D*B, H) or empty, lengths: (B) or empty
   //                  -> {output (B*T, D*H), h_n (L*D*B, H)}
   Output forward(const ConstRef<T>& x, Index batch, const ConstRef<T>& h0 = Matrix<T>(),
                  const LabelsRef& lengths = Labels()) {
-    const auto s = detail::check_sequence("GRU", x.rows(), x.cols(), batch, I_);
-    const Index B = s.B, T_ = s.T, H = H_;
-    detail::check_state<T>("GRU", "h0", h0, L_ * D_ * B, H);
-    masked_ = detail::build_mask<T>("GRU", lengths, s, mask_);  // (T, B)
-    shape_ = s;
-    x_ = x;                          // (B*T, I) kept for dW_ih of layer 0
-    hn_.resize(L_ * D_ * B, H);      // (L*D*B, H)
-    h_.resize(B, H);                 // (B, H)      running state
-    gh_.resize(B, 3 * H);            // (B, 3H)
-    for (Index l = 0; l < L_; ++l) {
-      const Matrix<T>& in = l == 0 ? x_ : out_[l - 1];  // (B*T, in)
-      Matrix<T>& out = out_[l];
-      out.resize(B * T_, D_ * H);                       // (B*T, D*H)
-      for (Index d = 0; d < D_; ++d) {
-        Cell& c = cell(l, d);
-        c.G.resize(B * T_, 3 * H);                      // (B*T, 3H)
-        c.GHN.resize(B * T_, H);                        // (B*T, H)
-        c.HP.resize(B * T_, H);                         // (B*T, H)
-        c.G.noalias() = in * c.w_ih.transpose();        // (1) for every step at once
-        if (has_bias_) c.G.rowwise() += c.b_ih.row(0);
-        if (h0.size() != 0) h_ = h0.middleRows((l * D_ + d) * B, B); else h_.setZero();
-        for (Index k = 0; k < T_; ++k) {
-          const Index t = d == 0 ? k : T_ - 1 - k;
-          detail::step_rows(c.HP, T_, t, 0, H) = h_;    // state entering step t
-          gh_.noalias() = h_ * c.w_hh.transpose();      // (2)
-          if (has_bias_) gh_.rowwise() += c.b_hh.row(0);
-          auto y = detail::step_rows(out, T_, t, d * H, H);  // (B, H) view of output
-          detail::gru_gates_forward<T>(detail::step_rows(c.G, T_, t, 0, 3 * H), gh_, h_,
-                                       detail::step_rows(c.GHN, T_, t, 0, H), y);  // (3)-(6)
-          if (masked_) {  // padded steps: state carried, output zero
-            const auto m = mask_.row(t).transpose().array();  // (B)
-            h_.array() += (y.array() - h_.array()).colwise() * m;
-            y.array().colwise() *= m;
-          } else {
-            h_ = y;
-          }
-        }
-        hn_.middleRows((l * D_ + d) * B, B) = h_;
-      }
-    }
-    return {out_.back(), hn_};
+    this->forward_all(x, batch, {&h0}, lengths);
+    return {this->output(), this->sn_[0]};
   }
 
   // backward          dy: (B*T, D*H), dh_n: (L*D*B, H) or empty -> {dx (B*T, I), dh0 (L*D*B, H)}
   // Accumulates (+=) every parameter gradient.
   Grads backward(const ConstRef<T>& dy, const ConstRef<T>& dh_n = Matrix<T>()) {
-    if (x_.size() == 0) throw ValueError("GRU: backward called before forward");
-    const Index B = shape_.B, T_ = shape_.T, H = H_;
-    detail::check_shape("GRU", "gradient", dy, B * T_, D_ * H);
-    detail::check_state<T>("GRU", "h_n gradient", dh_n, L_ * D_ * B, H);
-    dh0_.resize(L_ * D_ * B, H);                        // (L*D*B, H)
-    dh_.resize(B, H);                                   // (B, H)
-    dcand_.resize(B, H);                                // (B, H)
-    dhz_.resize(B, H);                                  // (B, H)
-    DGI_.resize(B * T_, 3 * H);                         // (B*T, 3H)
-    DGH_.resize(B * T_, 3 * H);                         // (B*T, 3H)
-    for (Index l = L_ - 1; l >= 0; --l) {
-      const Matrix<T>& in = l == 0 ? x_ : out_[l - 1];  // (B*T, in)
-      const bool need_din = l > 0 || this->input_grad_;
-      Matrix<T>& din = l == 0 ? dx_ : dmid_[(l - 1) % 2];  // (B*T, in); dmid_[l % 2] is dY
-      din.resize(need_din ? B * T_ : 0, in.cols());
-      const ConstRef<T> dY = l == L_ - 1 ? dy : ConstRef<T>(dmid_[l % 2]);  // (B*T, D*H)
-      for (Index d = 0; d < D_; ++d) {
-        Cell& c = cell(l, d);
-        if (dh_n.size() != 0) dh_ = dh_n.middleRows((l * D_ + d) * B, B); else dh_.setZero();
-        for (Index k = T_ - 1; k >= 0; --k) {
-          const Index t = d == 0 ? k : T_ - 1 - k;
-          dcand_ = dh_ + detail::step_rows<T>(dY, T_, t, d * H, H);  // output_t = h'_t
-          if (masked_) {  // padded rows: no gradient into the step, dh passes through
-            const auto m = mask_.row(t).transpose().array();  // (B)
-            dcand_.array().colwise() *= m;
-            dh_.array().colwise() *= (T(1) - m);
-          }
-          auto dgh = detail::step_rows(DGH_, T_, t, 0, 3 * H);
-          detail::gru_gates_backward<T>(detail::step_rows(c.G, T_, t, 0, 3 * H),
-                                        detail::step_rows(c.GHN, T_, t, 0, H),
-                                        detail::step_rows(c.HP, T_, t, 0, H), dcand_,
-                                        detail::step_rows(DGI_, T_, t, 0, 3 * H), dgh, dhz_);
-          if (masked_) dh_ += dhz_; else dh_ = dhz_;    // d(6) wrt h
-          dh_.noalias() += dgh * c.w_hh;                // d(2) wrt h: (B, 3H)(3H, H)
-        }
-        dh0_.middleRows((l * D_ + d) * B, B) = dh_;
-        c.dw_ih.noalias() += DGI_.transpose() * in;     // d(1) wrt W_ih, all steps: (3H, B*T)(B*T, in)
-        c.dw_hh.noalias() += DGH_.transpose() * c.HP;   // d(2) wrt W_hh, all steps
-        if (has_bias_) {
-          c.db_ih.row(0) += DGI_.colwise().sum();
-          c.db_hh.row(0) += DGH_.colwise().sum();
-        }
-        if (need_din) {                                 // d(1) wrt input, summed over directions
-          if (d == 0) din.noalias() = DGI_ * c.w_ih; else din.noalias() += DGI_ * c.w_ih;
-        }
-      }
-    }
-    return {dx_, dh0_};
+    this->backward_all(dy, {&dh_n});
+    return {this->dx_, this->ds0_[0]};
   }
-
-  // state_dict order and names: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0,
-  // weight_ih_l0_reverse, ..., weight_ih_l1, ...
-  std::vector<Parameter<T>> local_parameters() override {
-    std::vector<Parameter<T>> ps;
-    for (Index l = 0; l < L_; ++l)
-      for (Index d = 0; d < D_; ++d) cell(l, d).append_parameters(ps, detail::layer_suffix(l, d));
-    return ps;
-  }
-  std::string name() const override { return "GRU"; }
-  std::string extra_repr() const override {
-    return detail::rnn_repr(I_, H_, has_bias_, L_, D_ == 2);
-  }
-
-  Index input_size() const { return I_; }
-  Index hidden_size() const { return H_; }
-  Index num_layers() const { return L_; }
-  Index num_directions() const { return D_; }
-
- private:
-  // One layer and direction: parameters w_ih (3H, in), w_hh (3H, H), b_ih, b_hh (1, 3H)
-  // with their gradients (rnn_common.hpp), and the forward cache.
-  struct Cell : detail::RnnWeights<T> {
-    Matrix<T> G;            // (B*T, 3H) gi, then [r | z | n] of every step
-    Matrix<T> GHN;          // (B*T, H)  W_hn h + b_hn of every step
-    Matrix<T> HP;           // (B*T, H)  state entering every step
-  };
-  Cell& cell(Index l, Index d) { return cells_[static_cast<std::size_t>(l * D_ + d)]; }
-
-  Index I_, H_, L_, D_;
-  bool has_bias_;
-  bool masked_ = false;
-  detail::SeqShape shape_;
-  std::vector<Cell> cells_;     // l*D + d
-  std::vector<Matrix<T>> out_;  // per layer (B*T, D*H)
-  Matrix<T> x_;                 // (B*T, I)
-  Matrix<T> hn_;                // (L*D*B, H)
-  Matrix<T> mask_;              // (T, B), empty without lengths
-  Matrix<T> h_, gh_;            // (B, H), (B, 3H) forward scratch
-  Matrix<T> dh_, dcand_, dhz_;  // (B, H) backward scratch
-  Matrix<T> DGI_, DGH_;         // (B*T, 3H)
-  Matrix<T> dx_;                // (B*T, I)
-  Matrix<T> dmid_[2];           // (B*T, D*H) gradients between layers, ping-pong
-  Matrix<T> dh0_;               // (L*D*B, H)
 };
 
 }  // namespace heed

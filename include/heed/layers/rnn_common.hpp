@@ -1,7 +1,8 @@
 #pragma once
 // Pieces shared by GRU and LSTM (gru.hpp, lstm.hpp): options, the parameters of one cell or
-// layer and direction with PyTorch's init and names, the cells' per-step cache stack,
-// per-time-step views of batch-first sequence buffers, and the `lengths` mask.
+// layer and direction with PyTorch's init, names and weight gradients, what the two cells
+// share (RnnCellBase, with their per-step cache stack), per-time-step views of batch-first
+// sequence buffers, and the `lengths` mask. The sequence layers' time loop is rnn_driver.hpp.
 //
 // A sequence batch (B, T, F) is a row-major (B*T, F) matrix with sample b's step t at row
 // b*T + t (core/tensor.hpp). The B rows of one time step are therefore T rows apart: a
@@ -94,6 +95,19 @@ struct RnnWeights {
     }
   }
 
+  // d(1), d(2) of the cells' equations wrt the weights, summed over the rows of one step
+  // (cells) or of every step (GRU / LSTM): dgi, dgh (rows, G*H); x (rows, in); h (rows, H) the
+  // states the rows started from. LSTM passes dgh = dgi.
+  void accumulate_grads(const Matrix<T>& dgi, const Matrix<T>& dgh, const Matrix<T>& x,
+                        const Matrix<T>& h) {
+    dw_ih.noalias() += dgi.transpose() * x;  // d(1) wrt W_ih: (G*H, rows)(rows, in)
+    dw_hh.noalias() += dgh.transpose() * h;  // d(2) wrt W_hh: (G*H, rows)(rows, H)
+    if (b_ih.size() != 0) {
+      db_ih.row(0) += dgi.colwise().sum();   // d(1) wrt b_ih
+      db_hh.row(0) += dgh.colwise().sum();   // d(2) wrt b_hh
+    }
+  }
+
   // Appends weight_ih<suffix>, weight_hh<suffix>, then (with bias) bias_ih<suffix>,
   // bias_hh<suffix>: state_dict names and order. suffix "" for a cell, "_l0", "_l0_reverse", ...
   void append_parameters(std::vector<Parameter<T>>& ps, const std::string& suffix = "") {
@@ -151,6 +165,68 @@ class StepStack {
  private:
   std::deque<Step> steps_;
   Index depth_ = 0;
+};
+
+// What GRUCell and LSTMCell share: sizes, weights (gate blocks stacked in the rows in the
+// cell's gate order), the step stack, names and the input gradient. Step: the cell's cache of
+// one step, with x (B, I) first.
+template <typename T, class Step>
+class RnnCellBase : public ModuleBase<T> {
+ public:
+  // Steps cached by forward and not yet popped by backward.
+  Index cached_steps() const { return steps_.depth(); }
+  void clear() { steps_.clear(); }
+
+  std::vector<Parameter<T>> local_parameters() override {
+    std::vector<Parameter<T>> ps;
+    p_.append_parameters(ps);  // weight_ih, weight_hh, bias_ih, bias_hh
+    return ps;
+  }
+  std::string name() const override { return module_; }
+  std::string extra_repr() const override { return rnn_repr(I_, H_, has_bias_); }
+
+  Index input_size() const { return I_; }
+  Index hidden_size() const { return H_; }
+  Matrix<T>& weight_ih() { return p_.w_ih; }  // (G*H, I) rows [W_i<gate>; ...]
+  Matrix<T>& weight_hh() { return p_.w_hh; }  // (G*H, H)
+  Matrix<T>& bias_ih() { return p_.b_ih; }    // (1, G*H); empty without bias
+  Matrix<T>& bias_hh() { return p_.b_hh; }    // (1, G*H); empty without bias
+
+ protected:
+  // Parameters as torch.nn.GRUCell / LSTMCell, all U(-1/sqrt(H), 1/sqrt(H)), drawn in the
+  // order weight_ih, weight_hh, bias_ih, bias_hh: (G*H, I), (G*H, H), (1, G*H), (1, G*H).
+  RnnCellBase(const char* module, Index gates, Index input_size, Index hidden_size, bool bias,
+              Generator& gen)
+      : module_(module), I_(input_size), H_(hidden_size), has_bias_(bias) {
+    check_rnn_sizes(module_, input_size, hidden_size);
+    p_.init(gates, I_, H_, has_bias_, gen);
+  }
+
+  // The most recent cached step, popped.
+  Step& pop_step() {
+    if (steps_.depth() == 0)
+      throw ValueError(std::string(module_) + ": backward called with no cached step (call "
+                       "forward in training mode once per backward)");
+    return steps_.pop();
+  }
+
+  // d(1) wrt x: dx = dgi W_ih (B, G*H)(G*H, I); empty when requires_input_grad(false).
+  const Matrix<T>& input_grad(const Matrix<T>& dgi) {
+    if (this->input_grad_) {
+      dx_.resize(dgi.rows(), I_);
+      dx_.noalias() = dgi * p_.w_ih;
+    } else {
+      dx_.resize(0, I_);
+    }
+    return dx_;
+  }
+
+  const char* module_;  // "GRUCell", "LSTMCell": name() and every message
+  Index I_, H_;
+  bool has_bias_;
+  RnnWeights<T> p_;        // w_ih (G*H, I), w_hh (G*H, H), b_ih, b_hh (1, G*H)
+  StepStack<Step> steps_;  // per-step caches, see GRUCell
+  Matrix<T> dx_;           // (B, I)
 };
 
 // Validated sequence geometry for one forward call.
