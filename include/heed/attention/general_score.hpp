@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
 
@@ -23,8 +24,8 @@ class GeneralScore : public ModuleBase<T> {
                         " and " + std::to_string(dk_));
     W_.resize(dq_, dk_);  // (dq, dk)
     dW_ = Matrix<T>::Zero(dq_, dk_);
-    const double bound = 1.0 / std::sqrt(static_cast<double>(dk_));
-    for (Index i = 0; i < W_.size(); ++i) W_.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
+    const double bound = init::linear_bound(dk_);
+    init::uniform_(W_, -bound, bound, gen);
   }
 
   void check(const std::string& who, Index dq, Index dk) const {
