@@ -15,6 +15,7 @@
 #include "../core/module.hpp"
 #include "../core/parallel.hpp"
 #include "../core/random.hpp"
+#include "../layers/dropout.hpp"
 #include "masks.hpp"
 #include "scaled_dot_product_score.hpp"
 
@@ -70,10 +71,7 @@ class Attention : public ModuleBase<T> {
     // thread count; drawing it before the scores does not change which numbers are drawn.
     dropout_active_ = this->training_ && p_ > 0.0;
     if (dropout_active_) {
-      const T keep_scale = static_cast<T>(1.0 / (1.0 - p_));
-      M_.resize(B * Tq_, Tk_);  // (B*Tq, Tk): 0 or 1/(1-p), inverted dropout
-      for (Index i = 0; i < M_.size(); ++i)
-        M_.data()[i] = gen_.uniform() < p_ ? T(0) : keep_scale;
+      detail::dropout_mask(M_, B * Tq_, Tk_, p_, gen_);  // (B*Tq, Tk): 0 or 1/(1-p)
       Pd_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)
     }
     P_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)

@@ -25,6 +25,7 @@
 #include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
+#include "../layers/dropout.hpp"
 #include "attention.hpp"
 #include "fused_attention.hpp"
 #include "masks.hpp"
@@ -150,10 +151,7 @@ class MultiheadAttention : public ModuleBase<T> {
     } else {
       P_.resize(B * H_ * Tq_, Tk_);  // (B*H*Tq, Tk)
       if (dropout_active_) {
-        const T keep_scale = static_cast<T>(1.0 / (1.0 - opts_.dropout));
-        M_.resize(B * H_ * Tq_, Tk_);  // (B*H*Tq, Tk)  0 or 1/(1-p)
-        for (Index i = 0; i < M_.size(); ++i)
-          M_.data()[i] = gen_.uniform() < opts_.dropout ? T(0) : keep_scale;
+        detail::dropout_mask(M_, B * H_ * Tq_, Tk_, opts_.dropout, gen_);  // (B*H*Tq, Tk)
         Pd_.resize(B * H_ * Tq_, Tk_);
       }
       // (4) per slice i = b*H + h, one thread per slice
