@@ -48,6 +48,7 @@
 #include "../attention/additive_score.hpp"
 #include "../attention/dot_product_score.hpp"
 #include "../attention/general_score.hpp"
+#include "../attention/masks.hpp"
 #include "../attention/scaled_dot_product_score.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
@@ -175,8 +176,7 @@ class Seq2Seq : public ModuleBase<T> {
         dEnc_.middleRows(b * Ts, len).noalias() += p.transpose() * dctx_.row(b);  // d(D4) wrt H_enc
         dS_.resize(1, len);
         dS_.noalias() = dctx_.row(b) * V.transpose();                        // d(D4) wrt p (1, len)
-        const T dot = dS_.row(0).dot(p);
-        dS_.array() = p.array() * (dS_.array() - dot);                       // d(D3) softmax
+        detail::masked_softmax_backward_rows<T>(p, dS_);                     // d(D3) softmax
         dq_.resize(1, Hd);
         dKb_.resize(len, key_dim());
         score_.backward(Q_.row(r), keys().middleRows(b * Ts, len), dS_, dq_, dKb_);  // d(D2)
@@ -229,8 +229,8 @@ class Seq2Seq : public ModuleBase<T> {
       for (Index b = 0; b < B; ++b) {
         if (done[b]) continue;
         Index best;
-        const T m = logits.row(b).maxCoeff(&best);
-        const T lse = m + std::log((logits.row(b).array() - m).exp().sum());
+        logits.row(b).maxCoeff(&best);
+        const T lse = detail::logsumexp_row(logits.row(b));
         auto& r = res[b];
         att[b].row(Index(r.tokens.size())) = Pstep.row(b).head(lens(b));
         r.tokens.push_back(static_cast<int>(best));
@@ -294,8 +294,7 @@ class Seq2Seq : public ModuleBase<T> {
         std::vector<Cand> cands;
         cands.reserve(static_cast<std::size_t>(n * V));
         for (Index i = 0; i < n; ++i) {
-          const T m = logits.row(i).maxCoeff();
-          const T lse = m + std::log((logits.row(i).array() - m).exp().sum());
+          const T lse = detail::logsumexp_row(logits.row(i));
           for (Index v = 0; v < V; ++v)
             cands.push_back({alive[i].logp + static_cast<double>(logits(i, v) - lse), i, v});
         }
@@ -435,9 +434,7 @@ class Seq2Seq : public ModuleBase<T> {
       const Index r0 = k0(i), l = len(i);
       s_.resize(1, l);
       score_.forward(q.row(i), K.middleRows(r0, l), s_);       // (D2) s (1, len)
-      const T m = s_.maxCoeff();
-      s_.array() = (s_.array() - m).exp();                      // (D3) softmax, max subtracted
-      s_ /= s_.sum();
+      detail::masked_softmax_rows<T>(s_);                       // (D3) softmax
       P.row(i).head(l) = s_;
       ctx.row(i).noalias() = s_ * Venc.middleRows(r0, l);       // (D4) (1, len)(len, 2He)
     }
