@@ -48,7 +48,7 @@ class Attention : public ModuleBase<T> {
                      Generator& gen = default_generator())
       : score_(std::move(score)), p_(dropout),
         name_(std::string("Attention<") + Score<T>::kName + ">") {
-    detail::require(dropout >= 0.0 && dropout < 1.0, name_.c_str(),
+    detail::require(dropout >= 0.0 && dropout < 1.0, name_,
                     "dropout must be in [0, 1), got " + std::to_string(dropout));
     if (p_ > 0.0) gen_.seed(gen.bits());
   }
@@ -97,7 +97,7 @@ class Attention : public ModuleBase<T> {
   // and += score-parameter gradients.
   AttentionGrads<T> backward(const ConstRef<T>& dcontext) {
     detail::require_forward(B_ > 0, name_);
-    detail::check_shape(name_.c_str(), "gradient", dcontext, C_.rows(), C_.cols());
+    detail::check_shape(name_, "gradient", dcontext, C_.rows(), C_.cols());
     dQ_.resize(Q_.rows(), Q_.cols());
     dK_.resize(K_.rows(), K_.cols());
     dV_.resize(V_.rows(), V_.cols());
