@@ -27,6 +27,17 @@
 #include "tensor.hpp"
 
 namespace heed::init {
+namespace detail {
+
+// The one fill loop: element i of storage (row-major) order gets the i-th draw().
+template <typename T, class Draw>
+Matrix<T>& fill_each(Matrix<T>& m, Draw&& draw) {
+  T* p = m.data();
+  for (Index i = 0; i < m.size(); ++i) p[i] = static_cast<T>(draw());
+  return m;
+}
+
+}  // namespace detail
 
 // fan_in and fan_out of an (out, in) weight.
 template <typename T>
@@ -48,18 +59,14 @@ inline double linear_bound(Index fan_in) { return 1.0 / std::sqrt(static_cast<do
 template <typename T>
 Matrix<T>& uniform_(Matrix<T>& m, double a = 0.0, double b = 1.0,
                     Generator& gen = default_generator()) {
-  T* p = m.data();
-  for (Index i = 0; i < m.size(); ++i) p[i] = static_cast<T>(gen.uniform(a, b));
-  return m;
+  return detail::fill_each(m, [&] { return gen.uniform(a, b); });
 }
 
 // N(mean, std^2), one gen.normal(mean, std) per element in row-major order.
 template <typename T>
 Matrix<T>& normal_(Matrix<T>& m, double mean = 0.0, double std = 1.0,
                    Generator& gen = default_generator()) {
-  T* p = m.data();
-  for (Index i = 0; i < m.size(); ++i) p[i] = static_cast<T>(gen.normal(mean, std));
-  return m;
+  return detail::fill_each(m, [&] { return gen.normal(mean, std); });
 }
 
 // Glorot & Bengio: U(-bound, bound), bound = gain sqrt(6 / (fan_in + fan_out)).
