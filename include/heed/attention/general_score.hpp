@@ -8,6 +8,7 @@
 #include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
+#include "masks.hpp"
 
 namespace heed {
 
@@ -29,10 +30,7 @@ class GeneralScore : public ModuleBase<T> {
   }
 
   void check(const std::string& who, Index dq, Index dk) const {
-    if (dq != dq_ || dk != dk_)
-      throw ShapeError(who + ": general score expects queries of width " + std::to_string(dq_) +
-                       " and keys of width " + std::to_string(dk_) + ", got " +
-                       std::to_string(dq) + " and " + std::to_string(dk));
+    detail::check_score_widths(who, "general", dq, dk, dq_, dk_);
   }
 
   void forward(const ConstRef<T>& Q, const ConstRef<T>& K, Eigen::Ref<Matrix<T>> S) {

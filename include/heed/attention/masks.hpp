@@ -147,6 +147,23 @@ inline void check_qkv_rows(std::string_view who, Index q_rows, Index k_rows, Ind
   Tk = k_rows / B;
 }
 
+// The ShapeErrors of Score::check (dot_product_score.hpp), one wording for every score.
+// A score with weights takes the widths it was built for:
+inline void check_score_widths(std::string_view who, const char* score, Index dq, Index dk,
+                               Index want_dq, Index want_dk) {
+  if (dq != want_dq || dk != want_dk)
+    throw ShapeError(std::string(who) + ": " + score + " score expects queries of width " +
+                     std::to_string(want_dq) + " and keys of width " + std::to_string(want_dk) +
+                     ", got " + std::to_string(dq) + " and " + std::to_string(dk));
+}
+// and a score without takes queries and keys of one width:
+inline void check_equal_widths(std::string_view who, const char* score, Index dq, Index dk) {
+  if (dq != dk)
+    throw ShapeError(std::string(who) + ": " + score +
+                     " score needs queries and keys of equal width, got " + std::to_string(dq) +
+                     " and " + std::to_string(dk));
+}
+
 }  // namespace detail
 }  // namespace heed
 
