@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
+#include "masks.hpp"
 
 namespace heed {
 
@@ -25,24 +27,20 @@ class AdditiveScore : public ModuleBase<T> {
     detail::require(dq_ > 0 && dk_ > 0 && H_ > 0, "AdditiveScore",
                     "query_dim, key_dim and hidden must be positive, got " + std::to_string(dq_) +
                         ", " + std::to_string(dk_) + " and " + std::to_string(H_));
-    auto init = [&gen](Matrix<T>& m, Index rows, Index cols, Index fan_in) {
-      m.resize(rows, cols);
-      const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-      for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
-    };
-    init(Wq_, H_, dq_, dq_);  // (H, dq)
-    init(Wk_, H_, dk_, dk_);  // (H, dk)
-    init(v_, 1, H_, H_);      // (1, H)
+    Wq_.resize(H_, dq_);  // (H, dq)
+    Wk_.resize(H_, dk_);  // (H, dk)
+    v_.resize(1, H_);     // (1, H)
+    for (Matrix<T>* m : {&Wq_, &Wk_, &v_}) {  // in state_dict order; fan_in = cols
+      const double bound = init::linear_bound(init::fan_in(*m));
+      init::uniform_(*m, -bound, bound, gen);
+    }
     dWq_ = Matrix<T>::Zero(H_, dq_);
     dWk_ = Matrix<T>::Zero(H_, dk_);
     dv_ = Matrix<T>::Zero(1, H_);
   }
 
   void check(const std::string& who, Index dq, Index dk) const {
-    if (dq != dq_ || dk != dk_)
-      throw ShapeError(who + ": additive score expects queries of width " + std::to_string(dq_) +
-                       " and keys of width " + std::to_string(dk_) + ", got " +
-                       std::to_string(dq) + " and " + std::to_string(dk));
+    detail::check_score_widths(who, "additive", dq, dk, dq_, dk_);
   }
 
   void forward(const ConstRef<T>& Q, const ConstRef<T>& K, Eigen::Ref<Matrix<T>> S) {

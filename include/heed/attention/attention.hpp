@@ -15,6 +15,7 @@
 #include "../core/module.hpp"
 #include "../core/parallel.hpp"
 #include "../core/random.hpp"
+#include "../layers/dropout.hpp"
 #include "masks.hpp"
 #include "scaled_dot_product_score.hpp"
 
@@ -47,7 +48,7 @@ class Attention : public ModuleBase<T> {
                      Generator& gen = default_generator())
       : score_(std::move(score)), p_(dropout),
         name_(std::string("Attention<") + Score<T>::kName + ">") {
-    detail::require(dropout >= 0.0 && dropout < 1.0, name_.c_str(),
+    detail::require(dropout >= 0.0 && dropout < 1.0, name_,
                     "dropout must be in [0, 1), got " + std::to_string(dropout));
     if (p_ > 0.0) gen_.seed(gen.bits());
   }
@@ -70,10 +71,7 @@ class Attention : public ModuleBase<T> {
     // thread count; drawing it before the scores does not change which numbers are drawn.
     dropout_active_ = this->training_ && p_ > 0.0;
     if (dropout_active_) {
-      const T keep_scale = static_cast<T>(1.0 / (1.0 - p_));
-      M_.resize(B * Tq_, Tk_);  // (B*Tq, Tk): 0 or 1/(1-p), inverted dropout
-      for (Index i = 0; i < M_.size(); ++i)
-        M_.data()[i] = gen_.uniform() < p_ ? T(0) : keep_scale;
+      detail::dropout_mask(M_, B * Tq_, Tk_, p_, gen_);  // (B*Tq, Tk): 0 or 1/(1-p)
       Pd_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)
     }
     P_.resize(B * Tq_, Tk_);  // (B*Tq, Tk)
@@ -99,7 +97,7 @@ class Attention : public ModuleBase<T> {
   // and += score-parameter gradients.
   AttentionGrads<T> backward(const ConstRef<T>& dcontext) {
     detail::require_forward(B_ > 0, name_);
-    detail::check_shape(name_.c_str(), "gradient", dcontext, C_.rows(), C_.cols());
+    detail::check_shape(name_, "gradient", dcontext, C_.rows(), C_.cols());
     dQ_.resize(Q_.rows(), Q_.cols());
     dK_.resize(K_.rows(), K_.cols());
     dV_.resize(V_.rows(), V_.cols());

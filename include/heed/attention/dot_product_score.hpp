@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../core/module.hpp"
+#include "masks.hpp"
 
 namespace heed {
 
@@ -28,9 +29,7 @@ class DotProductScore : public ModuleBase<T> {
   static constexpr bool kStateless = true;
 
   void check(const std::string& who, Index dq, Index dk) const {
-    if (dq != dk)
-      throw ShapeError(who + ": dot-product score needs queries and keys of equal width, got " +
-                       std::to_string(dq) + " and " + std::to_string(dk));
+    detail::check_equal_widths(who, "dot-product", dq, dk);
   }
 
   void forward(const ConstRef<T>& Q, const ConstRef<T>& K, Eigen::Ref<Matrix<T>> S) {

@@ -153,10 +153,10 @@ class FusedAttention : public ModuleBase<T> {
   const Matrix<T>& forward(const ConstRef<T>& queries, const ConstRef<T>& keys,
                            const ConstRef<T>& values, Index B,
                            const AttentionMasks<T>& masks = {}) {
-    const std::string who = "FusedAttention";
+    const char* who = "FusedAttention";
     detail::check_qkv_rows(who, queries.rows(), keys.rows(), values.rows(), B, Tq_, Tk_);
     if (queries.cols() != keys.cols())
-      throw ShapeError(who + ": queries and keys must have equal width, got " +
+      throw ShapeError(std::string(who) + ": queries and keys must have equal width, got " +
                        std::to_string(queries.cols()) + " and " + std::to_string(keys.cols()));
     detail::validate_masks(who, masks, B, Tq_, Tk_);
     B_ = B;

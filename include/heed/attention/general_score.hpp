@@ -5,8 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
+#include "masks.hpp"
 
 namespace heed {
 
@@ -23,15 +25,12 @@ class GeneralScore : public ModuleBase<T> {
                         " and " + std::to_string(dk_));
     W_.resize(dq_, dk_);  // (dq, dk)
     dW_ = Matrix<T>::Zero(dq_, dk_);
-    const double bound = 1.0 / std::sqrt(static_cast<double>(dk_));
-    for (Index i = 0; i < W_.size(); ++i) W_.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
+    const double bound = init::linear_bound(dk_);
+    init::uniform_(W_, -bound, bound, gen);
   }
 
   void check(const std::string& who, Index dq, Index dk) const {
-    if (dq != dq_ || dk != dk_)
-      throw ShapeError(who + ": general score expects queries of width " + std::to_string(dq_) +
-                       " and keys of width " + std::to_string(dk_) + ", got " +
-                       std::to_string(dq) + " and " + std::to_string(dk));
+    detail::check_score_widths(who, "general", dq, dk, dq_, dk_);
   }
 
   void forward(const ConstRef<T>& Q, const ConstRef<T>& K, Eigen::Ref<Matrix<T>> S) {

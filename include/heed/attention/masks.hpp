@@ -14,6 +14,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <string_view>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
@@ -51,12 +52,11 @@ template <typename T>
 inline constexpr T kNegInf = -std::numeric_limits<T>::infinity();
 
 template <typename T>
-void validate_masks(const std::string& who, const AttentionMasks<T>& m, Index B, Index Tq,
+void validate_masks(std::string_view who, const AttentionMasks<T>& m, Index B, Index Tq,
                     Index Tk) {
-  if (m.key_padding_mask)
-    check_shape(who.c_str(), "key_padding_mask", *m.key_padding_mask, B, Tk);
-  if (m.attn_mask) check_shape(who.c_str(), "attn_mask", *m.attn_mask, Tq, Tk);
-  if (m.attn_bias) check_shape(who.c_str(), "attn_bias", *m.attn_bias, Tq, Tk);
+  if (m.key_padding_mask) check_shape(who, "key_padding_mask", *m.key_padding_mask, B, Tk);
+  if (m.attn_mask) check_shape(who, "attn_mask", *m.attn_mask, Tq, Tk);
+  if (m.attn_bias) check_shape(who, "attn_bias", *m.attn_bias, Tq, Tk);
 }
 
 // Applies the masks of sample b to the score tile S = scores[i0 : i0+rows, j0 : j0+cols]:
@@ -130,20 +130,38 @@ void masked_softmax_backward_rows(const Eigen::Ref<const Matrix<T>>& P, Eigen::R
 
 // Shared input validation of the 3-input attention entry points.
 //   queries (B*Tq, *), keys (B*Tk, *), values (B*Tk, *)  ->  sets Tq, Tk.
-inline void check_qkv_rows(const std::string& who, Index q_rows, Index k_rows, Index v_rows,
+inline void check_qkv_rows(std::string_view who, Index q_rows, Index k_rows, Index v_rows,
                            Index B, Index& Tq, Index& Tk) {
-  if (B <= 0) throw ValueError(who + ": batch size must be positive, got " + std::to_string(B));
+  if (B <= 0)
+    throw ValueError(std::string(who) + ": batch size must be positive, got " + std::to_string(B));
   if (q_rows % B != 0 || q_rows == 0)
-    throw ShapeError(who + ": queries rows " + std::to_string(q_rows) +
+    throw ShapeError(std::string(who) + ": queries rows " + std::to_string(q_rows) +
                      " not a positive multiple of batch size " + std::to_string(B));
   if (k_rows % B != 0 || k_rows == 0)
-    throw ShapeError(who + ": keys rows " + std::to_string(k_rows) +
+    throw ShapeError(std::string(who) + ": keys rows " + std::to_string(k_rows) +
                      " not a positive multiple of batch size " + std::to_string(B));
   if (v_rows != k_rows)
-    throw ShapeError(who + ": values expected " + std::to_string(k_rows) +
+    throw ShapeError(std::string(who) + ": values expected " + std::to_string(k_rows) +
                      " rows (as keys), got " + std::to_string(v_rows));
   Tq = q_rows / B;
   Tk = k_rows / B;
+}
+
+// The ShapeErrors of Score::check (dot_product_score.hpp), one wording for every score.
+// A score with weights takes the widths it was built for:
+inline void check_score_widths(std::string_view who, const char* score, Index dq, Index dk,
+                               Index want_dq, Index want_dk) {
+  if (dq != want_dq || dk != want_dk)
+    throw ShapeError(std::string(who) + ": " + score + " score expects queries of width " +
+                     std::to_string(want_dq) + " and keys of width " + std::to_string(want_dk) +
+                     ", got " + std::to_string(dq) + " and " + std::to_string(dk));
+}
+// and a score without takes queries and keys of one width:
+inline void check_equal_widths(std::string_view who, const char* score, Index dq, Index dk) {
+  if (dq != dk)
+    throw ShapeError(std::string(who) + ": " + score +
+                     " score needs queries and keys of equal width, got " + std::to_string(dq) +
+                     " and " + std::to_string(dk));
 }
 
 }  // namespace detail

@@ -22,8 +22,10 @@
 #include <string>
 #include <vector>
 
+#include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
+#include "../layers/dropout.hpp"
 #include "attention.hpp"
 #include "fused_attention.hpp"
 #include "masks.hpp"
@@ -83,26 +85,22 @@ class MultiheadAttention : public ModuleBase<T> {
     packed_ = kdim_ == E_ && vdim_ == E_;
     // PyTorch: xavier_uniform_ on the in-projection (the packed (3E, E) tensor as a whole),
     // zero biases, out_proj.weight as nn.Linear's default U(+-1/sqrt(E)).
-    auto xavier = [&gen](Matrix<T>& w, Index rows, Index cols) {
-      w.resize(rows, cols);
-      const double bound = std::sqrt(6.0 / static_cast<double>(rows + cols));
-      for (Index i = 0; i < w.size(); ++i) w.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
-    };
     if (packed_) {
-      xavier(in_w_, 3 * E_, E_);  // (3E, E)
+      in_w_.resize(3 * E_, E_);  // (3E, E): fan_in E, fan_out 3E
+      init::xavier_uniform_(in_w_, 1.0, gen);
       din_w_ = Matrix<T>::Zero(3 * E_, E_);
     } else {
-      xavier(q_w_, E_, E_);     // (E, E)
-      xavier(k_w_, E_, kdim_);  // (E, kdim)
-      xavier(v_w_, E_, vdim_);  // (E, vdim)
+      q_w_.resize(E_, E_);     // (E, E)
+      k_w_.resize(E_, kdim_);  // (E, kdim)
+      v_w_.resize(E_, vdim_);  // (E, vdim)
+      for (Matrix<T>* w : {&q_w_, &k_w_, &v_w_}) init::xavier_uniform_(*w, 1.0, gen);
       dq_w_ = Matrix<T>::Zero(E_, E_);
       dk_w_ = Matrix<T>::Zero(E_, kdim_);
       dv_w_ = Matrix<T>::Zero(E_, vdim_);
     }
     out_w_.resize(E_, E_);  // (E, E)
-    const double bound = 1.0 / std::sqrt(static_cast<double>(E_));
-    for (Index i = 0; i < out_w_.size(); ++i)
-      out_w_.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
+    const double bound = init::linear_bound(E_);
+    init::uniform_(out_w_, -bound, bound, gen);
     dout_w_ = Matrix<T>::Zero(E_, E_);
     // With dropout the module owns its stream, seeded by one draw after the weights; `gen`
     // is used for initialisation only and not kept.
@@ -153,10 +151,7 @@ class MultiheadAttention : public ModuleBase<T> {
     } else {
       P_.resize(B * H_ * Tq_, Tk_);  // (B*H*Tq, Tk)
       if (dropout_active_) {
-        const T keep_scale = static_cast<T>(1.0 / (1.0 - opts_.dropout));
-        M_.resize(B * H_ * Tq_, Tk_);  // (B*H*Tq, Tk)  0 or 1/(1-p)
-        for (Index i = 0; i < M_.size(); ++i)
-          M_.data()[i] = gen_.uniform() < opts_.dropout ? T(0) : keep_scale;
+        detail::dropout_mask(M_, B * H_ * Tq_, Tk_, opts_.dropout, gen_);  // (B*H*Tq, Tk)
         Pd_.resize(B * H_ * Tq_, Tk_);
       }
       // (4) per slice i = b*H + h, one thread per slice

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../core/module.hpp"
+#include "masks.hpp"
 
 namespace heed {
 
@@ -23,9 +24,7 @@ class ScaledDotProductScore : public ModuleBase<T> {
   }
 
   void check(const std::string& who, Index dq, Index dk) const {
-    if (dq != dk)
-      throw ShapeError(who + ": scaled dot-product score needs queries and keys of equal width, "
-                       "got " + std::to_string(dq) + " and " + std::to_string(dk));
+    detail::check_equal_widths(who, "scaled dot-product", dq, dk);
   }
 
   // The scale used for keys of width dk.

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace heed {
 
@@ -57,9 +58,13 @@ inline std::string shape_spec(std::int64_t rows, std::int64_t cols) {
   return '(' + dim_str(rows) + ", " + dim_str(cols) + ')';
 }
 
+// The checks below run on every forward and backward, so the module name is a string_view:
+// a literal or a module's cached name is passed without building a std::string, and one is
+// made only for the message of an error actually thrown.
+
 // Throws ShapeError unless (rows, cols) matches (exp_rows, exp_cols); -1 in the expectation
 // matches any extent.
-inline void check_shape(const char* module, const char* what, std::int64_t rows,
+inline void check_shape(std::string_view module, const char* what, std::int64_t rows,
                         std::int64_t cols, std::int64_t exp_rows, std::int64_t exp_cols) {
   if ((exp_rows >= 0 && rows != exp_rows) || (exp_cols >= 0 && cols != exp_cols))
     throw ShapeError(std::string(module) + ": " + what + " expected " +
@@ -67,12 +72,14 @@ inline void check_shape(const char* module, const char* what, std::int64_t rows,
 }
 
 template <typename M>
-void check_shape(const char* module, const char* what, const M& m, std::int64_t exp_rows,
+void check_shape(std::string_view module, const char* what, const M& m, std::int64_t exp_rows,
                  std::int64_t exp_cols) {
   check_shape(module, what, m.rows(), m.cols(), exp_rows, exp_cols);
 }
 
-inline void require(bool ok, const char* module, const std::string& msg) {
+// For constructor arguments: msg is built whether or not it is thrown, so keep it out of
+// per-step code (throw directly there).
+inline void require(bool ok, std::string_view module, const std::string& msg) {
   if (!ok) throw ValueError(std::string(module) + ": " + msg);
 }
 
@@ -84,8 +91,8 @@ inline std::string num_repr(double v) {
 }
 
 // A backward with nothing cached to differentiate.
-inline void require_forward(bool done, const std::string& module) {
-  if (!done) throw ValueError(module + ": backward called before forward");
+inline void require_forward(bool done, std::string_view module) {
+  if (!done) throw ValueError(std::string(module) + ": backward called before forward");
 }
 
 }  // namespace detail

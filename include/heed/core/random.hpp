@@ -4,6 +4,7 @@
 // itself. Same seed, same numbers, on every platform.
 #include <cmath>
 #include <cstdint>
+#include <numbers>
 #include <random>
 
 namespace heed {
@@ -23,7 +24,7 @@ class Generator {
     double u1 = uniform();
     while (u1 <= 0.0) u1 = uniform();
     const double u2 = uniform();
-    return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2);
   }
 
   bool bernoulli(double p) { return uniform() < p; }

@@ -5,6 +5,20 @@
 #include "../core/random.hpp"
 
 namespace heed {
+namespace detail {
+
+// Inverted dropout's mask, shared by Dropout and the attention modules: M (rows, cols) with
+// each entry 0 with probability p, else 1/(1 - p), one gen.uniform() per entry in row-major
+// order (an entry is dropped when its draw is < p).
+template <typename T>
+void dropout_mask(Matrix<T>& M, Index rows, Index cols, double p, Generator& gen) {
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  M.resize(rows, cols);
+  T* m = M.data();
+  for (Index i = 0; i < M.size(); ++i) m[i] = gen.uniform() < p ? T(0) : scale;
+}
+
+}  // namespace detail
 
 template <typename T>
 class Dropout : public Module<T> {
@@ -23,9 +37,7 @@ class Dropout : public Module<T> {
       return y_;
     }
     active_ = true;
-    const T scale = T(1.0 / (1.0 - p_));
-    mask_.resize(x.rows(), x.cols());  // (B, F): 0 or 1/(1-p)
-    for (Index i = 0; i < mask_.size(); ++i) mask_.data()[i] = gen_.uniform() < p_ ? T(0) : scale;
+    detail::dropout_mask(mask_, x.rows(), x.cols(), p_, gen_);  // (B, F): 0 or 1/(1-p)
     y_.resize(x.rows(), x.cols());
     y_ = x.cwiseProduct(mask_);         // (1) y = x .* m/(1-p)
     return y_;

@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
 
@@ -22,7 +23,7 @@ namespace heed {
 template <typename T>
 class Embedding : public ModuleBase<T> {
  public:
-  // W ~ N(0, 1) like PyTorch, drawn from `gen` row by row; the padding row is then zeroed.
+  // W ~ N(0, 1) like PyTorch (init::normal_ from `gen`); the padding row is then zeroed.
   // padding_idx in [0, num_embeddings), or -1 for none (PyTorch's None; heed does not
   // accept PyTorch's negative indices counted from the end).
   Embedding(Index num_embeddings, Index embedding_dim, Index padding_idx = -1,
@@ -35,7 +36,7 @@ class Embedding : public ModuleBase<T> {
                     "padding_idx must be -1 (none) or in [0, " + std::to_string(num_embeddings) +
                         "), got " + std::to_string(padding_idx));
     W_.resize(N_, D_);  // (N, D)
-    for (Index i = 0; i < W_.size(); ++i) W_.data()[i] = static_cast<T>(gen.normal());
+    init::normal_(W_, 0.0, 1.0, gen);
     if (pad_ >= 0) W_.row(pad_).setZero();
     dW_ = Matrix<T>::Zero(N_, D_);
   }

@@ -2,6 +2,7 @@
 // Linear: y = x W^T + b, as torch.nn.Linear.
 #include <cmath>
 
+#include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
 
@@ -10,9 +11,8 @@ namespace heed {
 template <typename T>
 class Linear : public Module<T> {
  public:
-  // PyTorch's default initialisation: kaiming_uniform_(a = sqrt 5) on W, which is
-  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) [gain sqrt(2/(1+5)) times sqrt(3/fan_in)], and the same
-  // bound for b. Drawn from `gen` (the default generator unless given), W first, then b.
+  // PyTorch's default initialisation, U(+-init::linear_bound(in_features)) on W and then b,
+  // drawn from `gen` (the default generator unless given) in init.hpp's order.
   Linear(Index in_features, Index out_features, bool bias = true,
          Generator& gen = default_generator())
       : in_(in_features), out_(out_features), has_bias_(bias) {
@@ -21,12 +21,12 @@ class Linear : public Module<T> {
                         std::to_string(in_features) + " and " + std::to_string(out_features));
     W_.resize(out_, in_);  // (out, in)
     dW_ = Matrix<T>::Zero(out_, in_);
-    const double bound = 1.0 / std::sqrt(static_cast<double>(in_));
-    for (Index i = 0; i < W_.size(); ++i) W_.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
+    const double bound = init::linear_bound(in_);
+    init::uniform_(W_, -bound, bound, gen);
     if (has_bias_) {
       b_.resize(1, out_);  // (1, out)
       db_ = Matrix<T>::Zero(1, out_);
-      for (Index j = 0; j < out_; ++j) b_(0, j) = static_cast<T>(gen.uniform(-bound, bound));
+      init::uniform_(b_, -bound, bound, gen);
     }
   }
 

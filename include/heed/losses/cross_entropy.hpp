@@ -10,7 +10,9 @@
 // If every row is ignored, L = 0 and the gradient is zero (PyTorch returns NaN). An empty batch
 // (B = 0) is a ShapeError instead, as for every loss: there was nothing to ignore.
 #include <cmath>
+#include <cstddef>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -18,6 +20,24 @@
 #include "loss_common.hpp"
 
 namespace heed {
+namespace detail {
+
+// log sum_j exp(z_j) of one row z, stably: m + log(sum_j exp(z_j - m)), m = max_j z_j. Given
+// `e` (a row as wide as z), also leaves exp(z - m) there, so softmax(z) = e / e.sum() follows
+// without a second exp. The one log-sum-exp of CrossEntropyLoss and Seq2Seq's decoders.
+template <class Z, class E = std::nullptr_t>
+typename Z::Scalar logsumexp_row(const Z& z, E&& e = nullptr) {
+  using T = typename Z::Scalar;
+  const T m = z.maxCoeff();
+  if constexpr (std::is_null_pointer_v<std::decay_t<E>>) {
+    return m + std::log((z.array() - m).exp().sum());
+  } else {
+    e = (z.array() - m).exp().matrix();
+    return m + std::log(e.sum());
+  }
+}
+
+}  // namespace detail
 
 template <typename T>
 struct CrossEntropyLossOptions {
@@ -63,12 +83,9 @@ class CrossEntropyLoss {
         throw ValueError("CrossEntropyLoss: target " + std::to_string(y) + " at row " +
                          std::to_string(i) + " out of range [0, " + std::to_string(C) + ")");
       const auto z = logits.row(i);
-      const T m = z.maxCoeff();
       auto g = grad.row(i);
-      g = (z.array() - m).exp().matrix();                    // exp(z - m)        (1, C)
-      const T sum = g.sum();
-      const T lse = m + std::log(sum);                       // logsumexp(z)
-      g /= sum;                                              // p = softmax(z)    (1, C)
+      const T lse = detail::logsumexp_row(z, g);             // logsumexp(z), g = exp(z - m)
+      g /= g.sum();                                          // p = softmax(z)    (1, C)
       const T wy = weighted ? opt_.weight[y] : T(1);
       // Smoothing part of a_i: (eps / C) w_c, zero without smoothing.
       // -logp_ic = lse - z_ic, so sum_c a_ic (-logp_ic) splits into the target and smoothing terms.

@@ -48,6 +48,7 @@
 #include "../attention/additive_score.hpp"
 #include "../attention/dot_product_score.hpp"
 #include "../attention/general_score.hpp"
+#include "../attention/masks.hpp"
 #include "../attention/scaled_dot_product_score.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
@@ -86,7 +87,8 @@ class Seq2Seq : public ModuleBase<T> {
   using ScoreType = Score<T>;
 
   explicit Seq2Seq(Seq2SeqOptions opt, Generator& gen = default_generator())
-      : o_(check_options(opt)),
+      : name_(std::string("Seq2Seq<") + Score<T>::kName + ">"),
+        o_(check_options(opt)),
         Dv_(2 * opt.enc_hidden),
         src_emb_(opt.src_vocab, opt.embed_dim, opt.pad_id, gen),
         enc_(opt.embed_dim, opt.enc_hidden, {.bidirectional = true}, gen),
@@ -97,10 +99,10 @@ class Seq2Seq : public ModuleBase<T> {
         out_(opt.dec_hidden + 2 * opt.enc_hidden, opt.tgt_vocab, true, gen),
         ce_({.ignore_index = opt.pad_id}) {
     if (needs_key_proj()) key_proj_.emplace_back(Dv_, o_.dec_hidden, false, gen);
-    score_.check(name(), o_.dec_hidden, key_dim());
+    score_.check(name_, o_.dec_hidden, key_dim());
   }
 
-  std::string name() const override { return std::string("Seq2Seq<") + Score<T>::kName + ">"; }
+  std::string name() const override { return name_; }
   const Seq2SeqOptions& options() const { return o_; }
   // Width of the keys the score sees: 2He, or Hd when the encoder states are projected.
   Index key_dim() const { return needs_key_proj() ? o_.dec_hidden : Dv_; }
@@ -115,10 +117,10 @@ class Seq2Seq : public ModuleBase<T> {
     const Index B = src.rows(), Ts = src.cols();
     check_source(src, src_lengths);
     if (tgt_in.rows() != B || tgt_in.cols() < 1)
-      throw ShapeError(name() + ": tgt_in expected (" + std::to_string(B) + ", To >= 1), got " +
+      throw ShapeError(name_ + ": tgt_in expected (" + std::to_string(B) + ", To >= 1), got " +
                        detail::shape_str(tgt_in.rows(), tgt_in.cols()));
     if (tgt_out.rows() != tgt_in.rows() || tgt_out.cols() != tgt_in.cols())
-      throw ShapeError(name() + ": tgt_out expected " +
+      throw ShapeError(name_ + ": tgt_out expected " +
                        detail::shape_str(tgt_in.rows(), tgt_in.cols()) + " (as tgt_in), got " +
                        detail::shape_str(tgt_out.rows(), tgt_out.cols()));
     const Index To = tgt_in.cols(), Hd = o_.dec_hidden, E = o_.embed_dim;
@@ -153,7 +155,7 @@ class Seq2Seq : public ModuleBase<T> {
   // Backward of the last forward_train: accumulates (+=) the gradient of its loss into every
   // parameter's grad. Each line cites the forward line it differentiates.
   void backward() {
-    if (!have_forward_) throw ValueError(name() + ": backward called without forward_train");
+    if (!have_forward_) throw ValueError(name_ + ": backward called without forward_train");
     have_forward_ = false;
     const Index B = B_, Ts = Ts_, To = To_, Hd = o_.dec_hidden, E = o_.embed_dim;
     const Matrix<T>& dO = out_.backward(ce_.backward());    // d(H2), d(H1): (B*To, Hd + 2He)
@@ -175,8 +177,7 @@ class Seq2Seq : public ModuleBase<T> {
         dEnc_.middleRows(b * Ts, len).noalias() += p.transpose() * dctx_.row(b);  // d(D4) wrt H_enc
         dS_.resize(1, len);
         dS_.noalias() = dctx_.row(b) * V.transpose();                        // d(D4) wrt p (1, len)
-        const T dot = dS_.row(0).dot(p);
-        dS_.array() = p.array() * (dS_.array() - dot);                       // d(D3) softmax
+        detail::masked_softmax_backward_rows<T>(p, dS_);                     // d(D3) softmax
         dq_.resize(1, Hd);
         dKb_.resize(len, key_dim());
         score_.backward(Q_.row(r), keys().middleRows(b * Ts, len), dS_, dq_, dKb_);  // d(D2)
@@ -206,7 +207,7 @@ class Seq2Seq : public ModuleBase<T> {
   // until every sample has produced eos or max_len tokens.
   std::vector<Translation<T>> greedy_decode(const Tokens& src, const LabelsRef& src_lengths,
                                             Index max_len) {
-    detail::require(max_len >= 1, name().c_str(), "max_len must be >= 1, got " + std::to_string(max_len));
+    check_decode_args(1, max_len);
     check_source(src, src_lengths);
     const Index B = src.rows(), Ts = src.cols(), Hd = o_.dec_hidden, E = o_.embed_dim;
     encode(src, src_lengths);
@@ -229,8 +230,8 @@ class Seq2Seq : public ModuleBase<T> {
       for (Index b = 0; b < B; ++b) {
         if (done[b]) continue;
         Index best;
-        const T m = logits.row(b).maxCoeff(&best);
-        const T lse = m + std::log((logits.row(b).array() - m).exp().sum());
+        logits.row(b).maxCoeff(&best);
+        const T lse = detail::logsumexp_row(logits.row(b));
         auto& r = res[b];
         att[b].row(Index(r.tokens.size())) = Pstep.row(b).head(lens(b));
         r.tokens.push_back(static_cast<int>(best));
@@ -249,9 +250,7 @@ class Seq2Seq : public ModuleBase<T> {
   // as every live one (scores only decrease). beam_size 1 is greedy decoding.
   std::vector<Translation<T>> beam_search(const Tokens& src, const LabelsRef& src_lengths,
                                           Index beam_size, Index max_len) {
-    detail::require(beam_size >= 1, name().c_str(),
-                    "beam_size must be >= 1, got " + std::to_string(beam_size));
-    detail::require(max_len >= 1, name().c_str(), "max_len must be >= 1, got " + std::to_string(max_len));
+    check_decode_args(beam_size, max_len);
     check_source(src, src_lengths);
     const Index B = src.rows(), Ts = src.cols(), Hd = o_.dec_hidden, E = o_.embed_dim;
     const Index V = o_.tgt_vocab;
@@ -294,8 +293,7 @@ class Seq2Seq : public ModuleBase<T> {
         std::vector<Cand> cands;
         cands.reserve(static_cast<std::size_t>(n * V));
         for (Index i = 0; i < n; ++i) {
-          const T m = logits.row(i).maxCoeff();
-          const T lse = m + std::log((logits.row(i).array() - m).exp().sum());
+          const T lse = detail::logsumexp_row(logits.row(i));
           for (Index v = 0; v < V; ++v)
             cands.push_back({alive[i].logp + static_cast<double>(logits(i, v) - lse), i, v});
         }
@@ -393,16 +391,24 @@ class Seq2Seq : public ModuleBase<T> {
   }
   bool needs_key_proj() const { return !kAdditive && !kGeneral && Dv_ != o_.dec_hidden; }
 
+  // The messages are built only when thrown: decoding is called once per batch in eval loops.
+  void check_decode_args(Index beam_size, Index max_len) const {
+    if (beam_size < 1)
+      throw ValueError(name_ + ": beam_size must be >= 1, got " + std::to_string(beam_size));
+    if (max_len < 1)
+      throw ValueError(name_ + ": max_len must be >= 1, got " + std::to_string(max_len));
+  }
+
   void check_source(const Tokens& src, const LabelsRef& lengths) const {
     if (src.rows() < 1 || src.cols() < 1)
-      throw ShapeError(name() + ": src expected (B >= 1, Ts >= 1), got " +
+      throw ShapeError(name_ + ": src expected (B >= 1, Ts >= 1), got " +
                        detail::shape_str(src.rows(), src.cols()));
     if (lengths.size() != src.rows())
-      throw ShapeError(name() + ": src_lengths expected (" + std::to_string(src.rows()) +
+      throw ShapeError(name_ + ": src_lengths expected (" + std::to_string(src.rows()) +
                        "), got (" + std::to_string(lengths.size()) + ")");
     for (Index b = 0; b < lengths.size(); ++b)
       if (lengths(b) < 1 || lengths(b) > src.cols())
-        throw ValueError(name() + ": src_lengths[" + std::to_string(b) + "] = " +
+        throw ValueError(name_ + ": src_lengths[" + std::to_string(b) + "] = " +
                          std::to_string(lengths(b)) + " out of range [1, " +
                          std::to_string(src.cols()) + "]");
   }
@@ -435,14 +441,13 @@ class Seq2Seq : public ModuleBase<T> {
       const Index r0 = k0(i), l = len(i);
       s_.resize(1, l);
       score_.forward(q.row(i), K.middleRows(r0, l), s_);       // (D2) s (1, len)
-      const T m = s_.maxCoeff();
-      s_.array() = (s_.array() - m).exp();                      // (D3) softmax, max subtracted
-      s_ /= s_.sum();
+      detail::masked_softmax_rows<T>(s_);                       // (D3) softmax
       P.row(i).head(l) = s_;
       ctx.row(i).noalias() = s_ * Venc.middleRows(r0, l);       // (D4) (1, len)(len, 2He)
     }
   }
 
+  std::string name_;  // "Seq2Seq<Additive>": built once, not per call
   Seq2SeqOptions o_;
   Index Dv_;
   Embedding<T> src_emb_;

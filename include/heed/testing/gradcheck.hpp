@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 
+#include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
 
@@ -88,7 +89,7 @@ inline GradcheckResult check_module(Module<double>& m, Matrix<double> x, std::ui
   Generator g(seed);
   const Matrix<double> y0 = fwd();
   Matrix<double> R(y0.rows(), y0.cols());
-  for (Index i = 0; i < R.size(); ++i) R.data()[i] = g.uniform(-1, 1);
+  init::uniform_(R, -1.0, 1.0, g);
   auto loss = [&]() { return fwd().cwiseProduct(R).sum(); };
 
   m.zero_grad();
