@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
@@ -66,7 +67,7 @@ auto sigmoid(const X& a) {  // 0.5 (1 + tanh(a/2)): no overflow for large |a|
 template <typename T>
 void init_uniform(Matrix<T>& m, Index rows, Index cols, double bound, Generator& gen) {
   m.resize(rows, cols);
-  for (Index i = 0; i < m.size(); ++i) m.data()[i] = static_cast<T>(gen.uniform(-bound, bound));
+  init::uniform_(m, -bound, bound, gen);
 }
 
 // The parameters of one cell, or of one layer and direction of GRU / LSTM, with G gates
