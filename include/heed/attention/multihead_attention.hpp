@@ -41,6 +41,8 @@ struct MultiheadAttentionOptions {
 
 // Per-call arguments of forward, designated-initializer friendly:
 //   mha.forward(q, k, v, B, {.key_padding_mask = &pad, .need_weights = false});
+// The four mask fields repeat AttentionMasks on purpose: C++20 designated initializers cannot
+// name a base class's members, so deriving from it would break the flat call above.
 template <typename T>
 struct MultiheadAttentionArgs {
   const BoolMatrix* key_padding_mask = nullptr;  // (B, Tk)  true = ignore key
