@@ -1,8 +1,8 @@
 #pragma once
 // What the examples share: command-line flag parsing with the same error messages and exit code
 // in every program, the flags common to them, the thread setting, seconds since a start time,
-// the training progress bar and per-epoch loss and time, and the MNIST classifiers' test-set
-// report.
+// the training progress bar and per-epoch loss and time, the checkpoint of a resumable run
+// (--save / --resume), the error report of main, and the MNIST classifiers' test-set report.
 #include <unistd.h>
 
 #include <charconv>
@@ -10,9 +10,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <heed/heed.hpp>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -80,9 +83,13 @@ struct CommonArgs {
   double lr = 1e-3;
   std::uint64_t seed = 0;
   int threads = 0;  // 0: all cores
+  std::string save{};    // --save: checkpoint after every epoch ("" = none)
+  std::string resume{};  // --resume: checkpoint to continue from ("" = start fresh)
 
   bool parse_common(const std::string& k, const std::string& v) {
     if (k == "--data" && takes_data) data = v;
+    else if (k == "--save") save = v;
+    else if (k == "--resume") resume = v;
     else if (k == "--epochs") parse_number(v, epochs);
     else if (k == "--batch-size") parse_number(v, batch_size);
     else if (k == "--lr") parse_number(v, lr);
@@ -147,6 +154,93 @@ class EpochMeter {
   double loss_sum_ = 0;
   heed::Index batches_ = 0;
 };
+
+// ---- --save PATH / --resume PATH ------------------------------------------------------------
+// A training run that can be killed and continued exactly. The example binds to state() what
+// training changes: ck.model(m) (parameters, buffers and every module's dropout stream), the
+// optimizer, the schedules, its own generators. TrainingRun adds the completed epochs, the
+// training seconds, the shuffling generator, and the settings a resume must repeat. The file is
+// written atomically at the end of every epoch, so a kill leaves the last completed epoch's
+// state, and a NaN (heed::check_finite) stops training before anything is overwritten.
+class TrainingRun {
+ public:
+  // --resume PATH alone keeps saving to PATH.
+  explicit TrainingRun(const CommonArgs& a)
+      : save_(a.save.empty() ? a.resume : a.save), resume_(a.resume) {
+    ck_.value("epoch", epochs_done).value("seconds", seconds).generator("shuffle", shuffle_);
+    setting("seed", "--seed", static_cast<double>(a.seed));
+    setting("batch_size", "--batch-size", static_cast<double>(a.batch_size));
+    setting("lr", "--lr", a.lr);
+  }
+  TrainingRun(const TrainingRun&) = delete;  // ck_ points into it
+
+  heed::Checkpoint<float>& state() { return ck_; }
+
+  // A setting a resume must repeat, stored as "train.<key>": setting("epochs", "--epochs", 10).
+  // With choices, value is an index into them and messages name the choice.
+  void setting(const std::string& key, const std::string& flag, double value,
+               std::vector<std::string> choices = {}) {
+    Setting& s = settings_.emplace_back(Setting{flag, value, value, std::move(choices)});
+    ck_.value(key, s.saved);
+  }
+
+  // With --resume: loads everything bound, refuses a run with other settings, then calls
+  // replay(epochs_done), which must redo the completed epochs' shuffles (each epoch shuffles
+  // the previous one's order) and return the shuffling generator; it must equal the saved one.
+  template <class Replay>
+  void resume(Replay&& replay) {
+    if (resume_.empty()) return;
+    ck_.load(resume_);
+    for (const Setting& s : settings_)
+      if (s.saved != s.now)
+        throw heed::ValueError("--resume " + resume_ + ": the checkpoint was written with " +
+                               s.flag + " " + s.str(s.saved) + ", this run has " + s.flag + " " +
+                               s.str(s.now));
+    heed::Generator& replayed = replay(epochs_done);
+    if (replayed.engine() != shuffle_.engine())
+      throw heed::FormatError("--resume " + resume_ +
+                              ": the shuffling state does not match the replayed epochs");
+    std::printf("Resumed from %s after epoch %d\n", resume_.c_str(), epochs_done);
+  }
+
+  // After epoch `epoch` (1-based), which trained for `secs`: counts it and, with --save, writes
+  // the checkpoint with `shuffle` as the shuffling state.
+  void end_epoch(int epoch, double secs, const heed::Generator& shuffle) {
+    epochs_done = epoch;
+    seconds += secs;
+    if (save_.empty()) return;
+    shuffle_ = shuffle;
+    ck_.save(save_);
+  }
+
+  int epochs_done = 0;
+  double seconds = 0;  // training time of the completed epochs, across resumes
+
+ private:
+  struct Setting {
+    std::string flag;
+    double now, saved;  // this run's value; the checkpoint's once loaded
+    std::vector<std::string> choices;
+    std::string str(double v) const {
+      const auto i = static_cast<std::size_t>(v);
+      return i < choices.size() && static_cast<double>(i) == v ? choices[i] : heed::detail::num_str(v);
+    }
+  };
+  std::string save_, resume_;
+  heed::Checkpoint<float> ck_;
+  heed::Generator shuffle_;
+  std::deque<Setting> settings_;  // deque: ck_ holds pointers to the saved values
+};
+
+// What main's catch prints for a heed::Error: "<program>: <message>", and after a NaN or
+// infinity in training that the checkpoint was kept. Returns main's exit code, 1.
+inline int report_error(const Usage& u, const heed::Error& e) {
+  std::fprintf(stderr, "%s: %s\n", u.program, e.what());
+  if (dynamic_cast<const heed::NumericError*>(&e))
+    std::fprintf(stderr, "%s: training stopped; the last checkpoint (--save) is the last "
+                 "completed epoch's and was left as it was\n", u.program);
+  return 1;
+}
 
 // Prints "Accuracy: xx.xx%" (scripts parse this line), then per-class precision, recall and F1
 // and the confusion matrix. logits (N, C), labels (N). Returns the predicted classes (N).

@@ -3,6 +3,7 @@
 //
 //   mnist_attention --data data/mnist [--epochs 10] [--batch-size 100] [--lr 1e-3] [--seed 0]
 //                   [--threads N] [--maps out/attention_maps] [--num-maps 8]
+//                   [--save PATH] [--resume PATH]
 //
 // Each 28x28 image is cut into 16 patches of 7x7 pixels (a 4x4 grid, row-major), so a batch is a
 // batch of sequences (B, T=16, 49), stored batch-first as (B*16, 49):
@@ -13,23 +14,29 @@
 //   LayerNorm -> attention pooling: one learned query attends over the 16 tokens
 //   (scaled dot-product, heed::Attention) -> Linear(64, 10) -> logits
 //
+// The model is heed modules registered as children (parameters, eval(), summary and the
+// checkpoint follow from that) and only its forward is written: it calls the modules through a
+// heed::Graph, which replays the calls backward and sums the gradients of values used twice
+// (the residuals, self-attention's query = key = value). The two learned tensors heed has no
+// layer for are Embedding lookups: the position embedding at ids 0..15 of every sample, and the
+// pooling query as the one row of an Embedding(1, 64) looked up once per sample.
+//
 // Trained with cross-entropy and AdamW (weight decay 0.01), one epoch of linear warm-up then
 // cosine decay per batch, inputs normalised (x/255 - 0.5)/0.5 as in mnist_mlp, training images
-// shifted at random by up to 1 pixel (without it the model overfits: 98.3% instead of 98.7%). After testing,
+// shifted at random by up to 1 pixel (without it the model overfits: 98.2% instead of 98.6%). After testing,
 // the first --num-maps test images are written to --maps as PNG files (png.hpp): the digit, the
 // pooling query's attention over the patches, and the attention each patch receives in the
 // last self-attention layer (mean over queries and heads), each heat map blended over the
-// digit and upsampled 8x.
+// digit and upsampled 8x. --save / --resume as in mnist_mlp: a checkpoint after every epoch
+// (model, AdamW, schedule, epoch, shuffling and augmentation streams), and with --threads 1 a
+// resumed run prints what an uninterrupted one prints.
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <heed/heed.hpp>
-#include <iostream>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,11 +70,13 @@ struct Args : examples::CommonArgs {
 const examples::Usage kUsage{
     "mnist_attention",
     "mnist_attention [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--seed N] [--threads N] "
-    "[--maps DIR] [--num-maps N]\n",
+    "[--maps DIR] [--num-maps N]\n"
+    "                       [--save PATH] [--resume PATH]\n",
     "Trains a patch transformer with attention pooling on MNIST, prints the test report, and\n"
     "writes attention maps of the first --num-maps test images to --maps as PNG files.\n"
     "Defaults: --data data/mnist, --epochs 10, --batch-size 100, --lr 1e-3, --seed 0,\n"
-    "--threads 0 (all cores), --maps out/attention_maps, --num-maps 8."};
+    "--threads 0 (all cores), --maps out/attention_maps, --num-maps 8. --save PATH writes a\n"
+    "checkpoint after every epoch; --resume PATH continues from one."};
 
 Args parse(int argc, char** argv) {
   Args a;
@@ -96,146 +105,137 @@ void patchify(const Matrix<Scalar>& x, Matrix<Scalar>& p) {
               x.row(b).segment((py * kPatch + r) * kSide + px * kPatch, kPatch);
 }
 
-// One pre-norm transformer block: h = h + attn(ln1(h)); h = h + mlp(ln2(h)).
-struct Block {
-  heed::LayerNorm<Scalar> ln1{kEmbed}, ln2{kEmbed};
-  heed::MultiheadAttention<Scalar> attn;
+using Graph = heed::Graph<Scalar>;
+using Var = heed::Var<Scalar>;
+
+// The MLP of a block: fc1 -> GELU -> fc2, timm's names.
+struct Mlp : heed::ModuleBase<Scalar> {
   heed::Linear<Scalar> fc1, fc2;
-  heed::GELU<Scalar> gelu;
-  Matrix<Scalar> da;  // (B*T, E) dquery + dkey + dvalue of the self-attention
+  heed::GELU<Scalar> act;
 
-  explicit Block(heed::Generator& gen)
-      : attn(kEmbed, kHeads, {}, gen), fc1(kEmbed, kHidden, true, gen), fc2(kHidden, kEmbed, true, gen) {}
+  explicit Mlp(heed::Generator& gen) : fc1(kEmbed, kHidden, true, gen), fc2(kHidden, kEmbed, true, gen) {}
+  heed::Children<Scalar> children() override { return {{"fc1", &fc1}, {"act", &act}, {"fc2", &fc2}}; }
+  std::string name() const override { return "Mlp"; }
 
-  // h (B*T, E) is updated in place. keep_weights: keep the head-averaged attention (B*T, T).
-  void forward(Matrix<Scalar>& h, Index B, bool keep_weights) {
-    const Matrix<Scalar>& a = ln1.forward(h);                              // (B1) a = ln1(h)   (B*T, E)
-    h += attn.forward(a, a, a, B, {.need_weights = keep_weights}).output;  // (B2) h += mha(a, a, a)
-    const Matrix<Scalar>& m = ln2.forward(h);                              // (B3) m = ln2(h)   (B*T, E)
-    h += fc2.forward(gelu.forward(fc1.forward(m)));                        // (B4) h += fc2(gelu(fc1(m)))  (B*T, H)->(B*T, E)
+  Var forward(Graph& g, Var x) { return g(fc2, g(act, g(fc1, x))); }  // (B*T, E) -> (B*T, H) -> (B*T, E)
+};
+
+// One pre-norm transformer block: h = h + attn(norm1(h)); h = h + mlp(norm2(h)).
+struct Block : heed::ModuleBase<Scalar> {
+  heed::LayerNorm<Scalar> norm1{kEmbed}, norm2{kEmbed};
+  heed::MultiheadAttention<Scalar> attn;
+  Mlp mlp;
+
+  explicit Block(heed::Generator& gen) : attn(kEmbed, kHeads, {}, gen), mlp(gen) {}
+  heed::Children<Scalar> children() override {
+    return {{"norm1", &norm1}, {"attn", &attn}, {"norm2", &norm2}, {"mlp", &mlp}};
   }
+  std::string name() const override { return "Block"; }
 
-  // dh (B*T, E): dL/dh at the block's output in, dL/dh at its input out (in place).
-  void backward(Matrix<Scalar>& dh) {
-    // d of (B4): the residual passes dh through; the MLP branch adds its input gradient via (B3).
-    const Matrix<Scalar>& dm = fc1.backward(gelu.backward(fc2.backward(dh)));  // (B*T, E)
-    dh += ln2.backward(dm);                                                     // d of (B3)
-    // d of (B2): residual again; a fed query, key and value, so its gradient is the sum.
-    const auto g = attn.backward(dh);
-    da = g.dquery + g.dkey + g.dvalue;                                          // (B*T, E)
-    dh += ln1.backward(da);                                                     // d of (B1)
-  }
-
-  std::vector<Parameter<Scalar>> parameters(const std::string& prefix) {
-    std::vector<Parameter<Scalar>> all;
-    auto add = [&](std::vector<Parameter<Scalar>> ps, const std::string& name) {
-      heed::prefix_names(ps, prefix + "." + name);
-      all.insert(all.end(), ps.begin(), ps.end());
-    };
-    add(ln1.parameters(), "norm1");
-    add(attn.parameters(), "attn");
-    add(ln2.parameters(), "norm2");
-    add(fc1.parameters(), "mlp.fc1");
-    add(fc2.parameters(), "mlp.fc2");
-    return all;
+  // h (B*T, E) -> (B*T, E). need_weights: keep the head-averaged attention (B*T, T) for the maps.
+  Var forward(Graph& g, Var h, Index B, bool need_weights) {
+    const Var a = g(norm1, h);
+    h = h + g(attn, a, a, a, B, {.need_weights = need_weights});  // a is query, key and value
+    return h + mlp.forward(g, g(norm2, h));
   }
 };
 
-// The whole classifier, forward and backward side by side.
-class PatchTransformer {
+// Attention pooling: one learned query attends over a sample's tokens,
+// c = softmax(q z^T / sqrt(E)) z. The query is looked up once per sample, so its gradient is
+// summed over the batch by Embedding's backward.
+struct AttentionPool : heed::ModuleBase<Scalar> {
+  heed::Embedding<Scalar> query;
+  heed::Attention<Scalar> attention;  // scaled dot-product, no parameters
+  heed::Tokens ids;                   // (B, 1) zeros: every sample's query is row 0
+
+  // N(0, 0.02) as ViT: small, so pooling starts as a mean.
+  explicit AttentionPool(heed::Generator& gen) : query(1, kEmbed, -1, gen) { query.weight() *= Scalar(0.02); }
+  heed::Children<Scalar> children() override { return {{"query", &query}, {"attention", &attention}}; }
+  std::string name() const override { return "AttentionPool"; }
+
+  // z (B*T, E) -> c (B, E); weights() (B, T) afterwards.
+  Var forward(Graph& g, Var z, Index B) {
+    if (ids.rows() != B) ids = heed::Tokens::Zero(B, 1);
+    return g(attention, g(query, ids), z, z, B);  // z is key and value
+  }
+  const Matrix<Scalar>& weights() const { return attention.weights(); }
+};
+
+// The whole classifier. Only its forward is written: the graph replays it backward.
+class PatchTransformer : public heed::ModuleBase<Scalar> {
  public:
-  explicit PatchTransformer(std::uint64_t seed)
-      : gen_(seed), embed_(kPatchDim, kEmbed, true, gen_), head_(kEmbed, kClasses, true, gen_) {
-    for (Index i = 0; i < kBlocks; ++i) blocks_.push_back(std::make_unique<Block>(gen_));
-    pos_.resize(kTokens, kEmbed);  // (T, E), N(0, 0.02) as ViT
-    for (Index i = 0; i < pos_.size(); ++i) pos_.data()[i] = static_cast<Scalar>(gen_.normal(0, 0.02));
-    dpos_ = Matrix<Scalar>::Zero(kTokens, kEmbed);
-    query_.resize(1, kEmbed);  // (1, E) the pooling query; small, so pooling starts as a mean
-    for (Index i = 0; i < query_.size(); ++i) query_.data()[i] = static_cast<Scalar>(gen_.normal(0, 0.02));
-    dquery_ = Matrix<Scalar>::Zero(1, kEmbed);
-    embed_.requires_input_grad(false);  // nobody needs d(loss)/d(pixels)
+  // Members draw their initial weights from gen in the order they are declared.
+  explicit PatchTransformer(heed::Generator& gen)
+      : patch_embed_(kPatchDim, kEmbed, true, gen),
+        pos_embed_(kTokens, kEmbed, -1, gen),
+        blocks_([&gen] {
+          std::vector<Block> b;
+          for (Index i = 0; i < kBlocks; ++i) b.emplace_back(gen);
+          return b;
+        }()),
+        pool_(gen),
+        head_(kEmbed, kClasses, true, gen) {
+    pos_embed_.weight() *= Scalar(0.02);  // N(0, 0.02) as ViT
   }
 
-  // x (B, 784) normalised pixels -> logits (B, 10). keep_maps: also keep the last block's
-  // head-averaged self-attention weights for attention maps.
-  const Matrix<Scalar>& forward(const Matrix<Scalar>& x, bool keep_maps = false) {
+  heed::Children<Scalar> children() override {
+    heed::Children<Scalar> c{{"patch_embed", &patch_embed_}, {"pos_embed", &pos_embed_}};
+    for (std::size_t i = 0; i < blocks_.size(); ++i) c.emplace_back("blocks." + std::to_string(i), &blocks_[i]);
+    c.insert(c.end(), {{"norm", &norm_}, {"pool", &pool_}, {"head", &head_}});
+    return c;
+  }
+  std::string name() const override { return "PatchTransformer"; }
+
+  // x (B, 784) normalised pixels -> logits (B, 10). need_maps: also keep the last block's
+  // head-averaged self-attention weights for the attention maps.
+  Var forward(Graph& g, const Matrix<Scalar>& x, bool need_maps = false) {
     const Index B = x.rows();
     B_ = B;
-    patchify(x, patches_);                                         // (1) patches      (B*T, 49)
-    h_ = embed_.forward(patches_);                                 // (2) h = patches W^T + b   (B*T, E)
-    for (Index b = 0; b < B; ++b) h_.middleRows(b * kTokens, kTokens) += pos_;  // (3) h += pos  per sample
-    for (Index i = 0; i < kBlocks; ++i)                           // (4) h = block_i(h)  (B*T, E)
-      blocks_[i]->forward(h_, B, keep_maps && i == kBlocks - 1);
-    const Matrix<Scalar>& z = norm_.forward(h_);                   // (5) z = ln(h)    (B*T, E)
-    q_ = query_.replicate(B, 1);                                   // (6) q = query per sample  (B*1, E)
-    const Matrix<Scalar>& c = pool_.forward(q_, z, z, B);          // (7) c = softmax(q z^T / sqrt E) z  (B, E)
-    return head_.forward(c);                                       // (8) logits = c W^T + b  (B, 10)
+    patchify(x, patches_);                                              // patches (B*T, 49)
+    if (pos_ids_.rows() != B)  // (B, T): every sample's token t is at position t
+      pos_ids_ = heed::Tokens::NullaryExpr(B, kTokens, [](Index, Index t) { return std::int32_t(t); });
+    // Tokens: the patch projection plus the learned position embedding, as GPT-2's wte + wpe.
+    Var h = g(patch_embed_, g.input(patches_)) + g(pos_embed_, pos_ids_);  // (B*T, E)
+    for (Index i = 0; i < kBlocks; ++i) h = blocks_[i].forward(g, h, B, need_maps && i == kBlocks - 1);
+    const Var z = g(norm_, h);                                          // (B*T, E)
+    return g(head_, pool_.forward(g, z, B));                            // (B, E) -> (B, 10)
   }
 
-  // dlogits (B, 10) -> += every parameter gradient.
-  void backward(const Matrix<Scalar>& dlogits) {
-    const Matrix<Scalar>& dc = head_.backward(dlogits);            // d of (8)   (B, E)
-    const auto g = pool_.backward(dc);                             // d of (7)
-    dquery_ += g.dquery.colwise().sum();                           // d of (6): query shared by all samples
-    dz_ = g.dkey + g.dvalue;                                       // d of (7): z was keys and values  (B*T, E)
-    dh_ = norm_.backward(dz_);                                     // d of (5)   (B*T, E)
-    for (Index i = kBlocks - 1; i >= 0; --i) blocks_[i]->backward(dh_);  // d of (4)
-    for (Index b = 0; b < B_; ++b) dpos_ += dh_.middleRows(b * kTokens, kTokens);  // d of (3)
-    embed_.backward(dh_);                                          // d of (2): weight and bias only
-  }
-
-  std::vector<Parameter<Scalar>> parameters() {
-    std::vector<Parameter<Scalar>> all;
-    auto add = [&](std::vector<Parameter<Scalar>> ps, const std::string& prefix) {
-      heed::prefix_names(ps, prefix);
-      all.insert(all.end(), ps.begin(), ps.end());
-    };
-    add(embed_.parameters(), "patch_embed");
-    all.push_back({"pos_embed", &pos_, &dpos_});
-    for (Index i = 0; i < kBlocks; ++i) {
-      auto ps = blocks_[i]->parameters("blocks." + std::to_string(i));
-      all.insert(all.end(), ps.begin(), ps.end());
-    }
-    add(norm_.parameters(), "norm");
-    all.push_back({"pool.query", &query_, &dquery_});
-    add(head_.parameters(), "head");
-    return all;
-  }
-
-  // After forward(x, true): the pooling weights (B, T) and the last block's attention received
-  // per token, mean over queries and heads (B, T).
+  // After forward(g, x, true): the pooling weights (B, T) and the last block's attention
+  // received per token, mean over queries and heads (B, T).
   const Matrix<Scalar>& pool_weights() const { return pool_.weights(); }
   Matrix<Scalar> received_attention() const {
-    const Matrix<Scalar>& w = blocks_.back()->attn.weights();  // (B*T, T) head-averaged
+    const Matrix<Scalar>& w = blocks_.back().attn.weights();  // (B*T, T) head-averaged
     Matrix<Scalar> r(B_, kTokens);
     for (Index b = 0; b < B_; ++b) r.row(b) = w.middleRows(b * kTokens, kTokens).colwise().mean();
     return r;
   }
 
  private:
-  heed::Generator gen_;
-  heed::Linear<Scalar> embed_;
-  Matrix<Scalar> pos_, dpos_;      // (T, E)
-  std::vector<std::unique_ptr<Block>> blocks_;
+  heed::Linear<Scalar> patch_embed_;
+  heed::Embedding<Scalar> pos_embed_;  // (T, E), looked up at each sample's positions
+  std::vector<Block> blocks_;
   heed::LayerNorm<Scalar> norm_{kEmbed};
-  Matrix<Scalar> query_, dquery_;  // (1, E)
-  heed::Attention<Scalar> pool_;   // scaled dot-product, no parameters of its own
+  AttentionPool pool_;
   heed::Linear<Scalar> head_;
   Index B_ = 0;
-  Matrix<Scalar> patches_;         // (B*T, 49)
-  Matrix<Scalar> h_, dh_, dz_;     // (B*T, E)
-  Matrix<Scalar> q_;               // (B, E)
+  Matrix<Scalar> patches_;  // (B*T, 49)
+  heed::Tokens pos_ids_;    // (B, T)
 };
 
-// Logits for every row of `images`, in batches.                                        (N, 10)
+// Logits for every row of `images`, in batches, in eval mode.                          (N, 10)
 Matrix<Scalar> predict(PatchTransformer& model, const heed::ByteMatrix& images) {
+  model.eval();
+  Graph g;
   Matrix<Scalar> logits(images.rows(), kClasses), x;
   const Index B = 500;
   for (Index i = 0; i < images.rows(); i += B) {
     const Index n = std::min(B, images.rows() - i);
     heed::normalize(images.middleRows(i, n), x, Scalar(0.5), Scalar(0.5));
-    logits.middleRows(i, n) = model.forward(x);
+    g.clear();
+    logits.middleRows(i, n) = model.forward(g, x).value();
   }
+  model.train();
   return logits;
 }
 
@@ -288,14 +288,13 @@ int main(int argc, char** argv) try {
               static_cast<long>(mnist.train_images.rows()), static_cast<long>(mnist.test_images.rows()),
               examples::seconds_since(t_load), Eigen::nbThreads());
 
-  PatchTransformer model(args.seed);
-  Index n_params = 0;
-  for (const auto& p : model.parameters()) n_params += p.value->size();
+  heed::Generator init(args.seed);
+  PatchTransformer model(init);
   std::printf("Model: %ld patches of %ldx%ld, embed %ld, %ld heads, %ld blocks, attention pooling; "
-              "%ld parameters\n",
+              "%ld parameters\n%s",
               static_cast<long>(kTokens), static_cast<long>(kPatch), static_cast<long>(kPatch),
               static_cast<long>(kEmbed), static_cast<long>(kHeads), static_cast<long>(kBlocks),
-              static_cast<long>(n_params));
+              static_cast<long>(model.num_parameters()), heed::summary(model).c_str());
 
   heed::CrossEntropyLoss<Scalar> criterion;
   const std::vector<Parameter<Scalar>> params = model.parameters();
@@ -308,31 +307,45 @@ int main(int argc, char** argv) try {
   const std::int64_t total = steps_per_epoch * args.epochs;
   heed::WarmupCosineLR<Scalar> schedule(
       optimizer, {.warmup_iters = std::min<std::int64_t>(steps_per_epoch, total - 1), .total_iters = total});
-
   heed::Generator aug_gen(args.seed + 1);
+
+  // --save / --resume: the model, the optimizer, the schedule (it depends on --epochs), the
+  // loader's shuffling and the augmentation.
+  examples::TrainingRun run(args);
+  run.state().model(model).optimizer(optimizer).optimizer(schedule, "scheduler");
+  run.state().generator("augment", aug_gen);
+  run.setting("epochs", "--epochs", args.epochs);
+  run.resume([&](int epochs_done) -> heed::Generator& {
+    for (int e = 0; e < epochs_done; ++e) loader.start_epoch();
+    return loader.generator();
+  });
+
+  Graph g;  // one forward at a time: cleared per batch, its buffers reused
   Matrix<Scalar> x;
   Labels y;
-  double total_seconds = 0;
-  for (int epoch = 1; epoch <= args.epochs; ++epoch) {
+  for (int epoch = run.epochs_done + 1; epoch <= args.epochs; ++epoch) {
     examples::EpochMeter meter(steps_per_epoch);
     loader.start_epoch();
     while (loader.next(x, y)) {
       heed::random_shift(x, kSide, kSide, 1, Scalar(-1), aug_gen);  // +-1 pixel, background -1
       optimizer.zero_grad();
-      const Scalar loss = criterion.forward(model.forward(x), y);
-      model.backward(criterion.backward());
+      g.clear();
+      const Var logits = model.forward(g, x);
+      const Scalar loss = criterion.forward(logits.value(), y);
+      g.backward(logits, criterion.backward());
       heed::check_finite(loss, params, optimizer.step_count() + 1);  // before the update
       optimizer.step();
       schedule.step();
       meter.add(loss);
     }
     const double secs = meter.seconds();
-    total_seconds += secs;
+    run.end_epoch(epoch, secs, loader.generator());  // before the line is printed
     std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s\n", epoch, args.epochs, meter.mean_loss(),
                 secs);
     std::fflush(stdout);
   }
-  std::printf("Training time: %.2f s (%.2f s per epoch)\n", total_seconds, total_seconds / args.epochs);
+  std::printf("Training time: %.2f s (%.2f s per epoch)\n", run.seconds,
+              run.seconds / run.epochs_done);
 
   const Labels pred =
       examples::print_test_report(predict(model, mnist.test_images), mnist.test_labels);
@@ -342,7 +355,9 @@ int main(int argc, char** argv) try {
   if (n_maps > 0) {
     std::filesystem::create_directories(args.maps);
     heed::normalize(mnist.test_images.topRows(n_maps), x, Scalar(0.5), Scalar(0.5));
-    model.forward(x, /*keep_maps=*/true);
+    g.clear();
+    model.eval();
+    model.forward(g, x, /*need_maps=*/true);
     const Matrix<Scalar> pool = model.pool_weights();       // (N, T)
     const Matrix<Scalar> recv = model.received_attention();  // (N, T)
     for (Index i = 0; i < n_maps; ++i) {
@@ -360,6 +375,5 @@ int main(int argc, char** argv) try {
   }
   return 0;
 } catch (const heed::Error& e) {
-  std::fprintf(stderr, "mnist_attention: %s\n", e.what());
-  return 1;
+  return examples::report_error(kUsage, e);
 }

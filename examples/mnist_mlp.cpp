@@ -38,8 +38,6 @@ struct Args : examples::CommonArgs {
   // --epochs -1: the recipe's default (10, or at most 30 for improved).
   Args() : CommonArgs{.epochs = -1} {}
   std::string recipe = "article";
-  std::string save;    // checkpoint after every epoch ("" = none)
-  std::string resume;  // checkpoint to continue from ("" = start fresh)
 };
 
 const examples::Usage kUsage{
@@ -58,8 +56,6 @@ Args parse(int argc, char** argv) {
   Args a;
   examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
     if (k == "--recipe") a.recipe = v;
-    else if (k == "--save") a.save = v;
-    else if (k == "--resume") a.resume = v;
     else return a.parse_common(k, v);
     return true;
   });
@@ -69,7 +65,6 @@ Args parse(int argc, char** argv) {
   if (!a.common_valid())
     examples::usage_error(kUsage,
                           "--epochs, --batch-size and --lr must be positive, --threads >= 0");
-  if (!a.resume.empty() && a.save.empty()) a.save = a.resume;
   return a;
 }
 
@@ -154,56 +149,27 @@ int main(int argc, char** argv) try {
   heed::Generator aug_gen(args.seed + 1);
   const std::vector<heed::Parameter<Scalar>> params = model.parameters();
 
-  // Everything a resumed run needs to continue exactly. `shuffle` is the loader's generator
-  // when saving; when loading, a separate one compared with the replayed loader's.
-  int epochs_done = 0;
-  double total_seconds = 0;
-  double cfg_recipe = improved, cfg_seed = static_cast<double>(args.seed), cfg_epochs = args.epochs,
-         cfg_batch = static_cast<double>(args.batch_size), cfg_lr = args.lr;
-  auto checkpoint = [&](heed::Generator& shuffle) {
-    heed::Checkpoint<Scalar> ck;
-    ck.model(model).optimizer(*optimizer);
-    if (schedule) ck.optimizer(*schedule, "scheduler");
-    if (improved) {
-      ck.optimizer(early, "early_stopping");
-      if (best.empty()) heed::snapshot_parameters(params, best);  // shapes for loading
-      for (std::size_t i = 0; i < params.size(); ++i) ck.tensor("best." + params[i].name, best[i]);
-    }
-    ck.value("epoch", epochs_done).value("seconds", total_seconds);
-    ck.value("recipe", cfg_recipe).value("seed", cfg_seed).value("epochs", cfg_epochs);
-    ck.value("batch_size", cfg_batch).value("lr", cfg_lr);
-    ck.generator("shuffle", shuffle).generator("augment", aug_gen);
-    for (std::size_t i = 0; i < model.size(); ++i)
-      if (auto* d = dynamic_cast<heed::Dropout<Scalar>*>(&model[i]))
-        ck.generator("dropout." + std::to_string(i), d->generator());
-    return ck;
-  };
-  if (!args.resume.empty()) {
-    heed::Generator shuffle;
-    checkpoint(shuffle).load(args.resume);
-    const auto mismatch = [&](const char* what, double saved, double now) {
-      if (saved != now)
-        throw heed::ValueError("--resume " + args.resume + ": the checkpoint was written with " +
-                               what + " " + heed::detail::num_str(saved) + ", this run has " +
-                               heed::detail::num_str(now));
-    };
-    mismatch("--recipe improved =", cfg_recipe, improved);
-    mismatch("--seed", cfg_seed, static_cast<double>(args.seed));
-    mismatch("--epochs", cfg_epochs, args.epochs);
-    mismatch("--batch-size", cfg_batch, static_cast<double>(args.batch_size));
-    mismatch("--lr", cfg_lr, args.lr);
-    // Each epoch's order is a shuffle of the previous one: replay the completed epochs' shuffles.
-    for (int e = 0; e < epochs_done; ++e) loader.start_epoch();
-    if (shuffle.engine() != loader.generator().engine())
-      throw heed::FormatError("--resume " + args.resume +
-                              ": the shuffling state does not match the replayed loader");
-    std::printf("Resumed from %s after epoch %d\n", args.resume.c_str(), epochs_done);
+  // --save / --resume: besides the model (with its dropout streams), the optimizer and the
+  // loader's shuffling, the schedule, early stopping with its best weights and the augmentation.
+  examples::TrainingRun run(args);
+  run.state().model(model).optimizer(*optimizer).generator("augment", aug_gen);
+  run.setting("recipe", "--recipe", improved, {"article", "improved"});
+  run.setting("epochs", "--epochs", args.epochs);
+  if (schedule) run.state().optimizer(*schedule, "scheduler");
+  if (improved) {
+    run.state().optimizer(early, "early_stopping");
+    heed::snapshot_parameters(params, best);  // shapes for loading; replaced after epoch 1
+    for (std::size_t i = 0; i < params.size(); ++i) run.state().tensor("best." + params[i].name, best[i]);
   }
+  run.resume([&](int epochs_done) -> heed::Generator& {
+    for (int e = 0; e < epochs_done; ++e) loader.start_epoch();
+    return loader.generator();
+  });
 
   Matrix<Scalar> x;
   Labels y;
   bool stopped = improved && early.should_stop();
-  for (int epoch = epochs_done + 1; epoch <= args.epochs && !stopped; ++epoch) {
+  for (int epoch = run.epochs_done + 1; epoch <= args.epochs && !stopped; ++epoch) {
     examples::EpochMeter meter(steps_per_epoch);
     loader.start_epoch();
     while (loader.next(x, y)) {
@@ -217,8 +183,6 @@ int main(int argc, char** argv) try {
       meter.add(loss);
     }
     const double secs = meter.seconds();
-    total_seconds += secs;
-    epochs_done = epoch;
     std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s", epoch, args.epochs, meter.mean_loss(),
                 secs);
     if (improved) {
@@ -227,25 +191,19 @@ int main(int argc, char** argv) try {
       stopped = early.step(Scalar(val_acc));
       if (early.improved()) heed::snapshot_parameters(params, best);
     }
-    if (!args.save.empty()) checkpoint(loader.generator()).save(args.save);
+    run.end_epoch(epoch, secs, loader.generator());  // before the line is flushed
     if (stopped)
       std::printf("\nEarly stopping: no improvement for %d epochs; best epoch %ld", patience,
                   static_cast<long>(early.best_epoch() + 1));
     std::printf("\n");
     std::fflush(stdout);
   }
-  const int epochs_run = std::max(epochs_done, 1);
-  if (improved && !best.empty()) heed::restore_parameters(model.parameters(), best);
-  std::printf("Training time: %.2f s (%.2f s per epoch)\n", total_seconds,
-              total_seconds / epochs_run);
+  if (improved) heed::restore_parameters(params, best);
+  std::printf("Training time: %.2f s (%.2f s per epoch)\n", run.seconds,
+              run.seconds / run.epochs_done);
 
   examples::print_test_report(predict(model, mnist.test_images), mnist.test_labels);
   return 0;
-} catch (const heed::NumericError& e) {
-  std::fprintf(stderr, "mnist_mlp: %s\nmnist_mlp: training stopped; the last checkpoint (--save) "
-               "is the last completed epoch's and was left as it was\n", e.what());
-  return 1;
 } catch (const heed::Error& e) {
-  std::fprintf(stderr, "mnist_mlp: %s\n", e.what());
-  return 1;
+  return examples::report_error(kUsage, e);
 }

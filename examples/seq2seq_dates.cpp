@@ -7,7 +7,12 @@
 //
 //   seq2seq_dates [--score additive|dot|general|scaled] [--epochs 30] [--seed 0] [--threads N]
 //                 [--beam 1] [--maps out/seq2seq_maps] [--train 20000] [--batch-size 64]
-//                 [--lr 3e-3]
+//                 [--lr 3e-3] [--save PATH] [--resume PATH]
+//
+// --save PATH writes a checkpoint (atomically) after every epoch: the model, Adam's state, the
+// epoch, the held-out accuracy and the shuffling generator. --resume PATH continues from one;
+// with --threads 1 the resumed run prints what an uninterrupted one prints. --epochs may grow on
+// resume (it only bounds training); the other settings must be the same.
 //
 // After training, the attention of a few held-out examples is printed as text (output
 // characters down, input characters across) and written to DIR/attention_<i>.png (a grey PNG,
@@ -33,6 +38,11 @@ using heed::Labels;
 using heed::Matrix;
 using heed::Tokens;
 
+const char* const kScores[] = {"additive", "dot", "general", "scaled"};
+std::size_t score_index(const std::string& score) {
+  return static_cast<std::size_t>(std::find(std::begin(kScores), std::end(kScores), score) - std::begin(kScores));
+}
+
 struct Args : examples::CommonArgs {
   // The data is generated, so no --data.
   Args() : CommonArgs{.takes_data = false, .epochs = 30, .batch_size = 64, .lr = 3e-3} {}
@@ -45,12 +55,14 @@ struct Args : examples::CommonArgs {
 const examples::Usage kUsage{
     "seq2seq_dates",
     "seq2seq_dates [--score additive|dot|general|scaled] [--epochs N] [--seed N] [--threads N]\n"
-    "                     [--beam N] [--maps DIR] [--train N] [--batch-size N] [--lr X]\n",
+    "                     [--beam N] [--maps DIR] [--train N] [--batch-size N] [--lr X]\n"
+    "                     [--save PATH] [--resume PATH]\n",
     "Translates human-written dates (synthetic and seeded) to ISO 8601 with an attentive\n"
     "encoder-decoder, trains until held-out exact match reaches 99% (exit code 1 if it stops\n"
     "short), and writes attention maps of six held-out examples to --maps.\n"
     "Defaults: --score additive, --epochs 30, --train 20000, --batch-size 64, --lr 3e-3, --seed 0,\n"
-    "--threads 0 (all cores), --beam 1 (greedy), --maps out/seq2seq_maps."};
+    "--threads 0 (all cores), --beam 1 (greedy), --maps out/seq2seq_maps. --save PATH writes a\n"
+    "checkpoint after every epoch; --resume PATH continues from one (--epochs may be larger)."};
 
 Args parse(int argc, char** argv) {
   Args a;
@@ -62,7 +74,7 @@ Args parse(int argc, char** argv) {
     else return a.parse_common(k, v);
     return true;
   });
-  if (a.score != "additive" && a.score != "dot" && a.score != "general" && a.score != "scaled")
+  if (score_index(a.score) == std::size(kScores))
     examples::usage_error(kUsage, "--score is additive, dot, general or scaled");
   if (!a.common_valid() || a.beam < 1 || a.train < 1)
     examples::usage_error(kUsage, "--epochs, --beam, --train, --batch-size and --lr must be "
@@ -71,6 +83,12 @@ Args parse(int argc, char** argv) {
 }
 
 // ---- the synthetic task ---------------------------------------------------------------------
+
+// Fisher-Yates with heed's seeded generator: the same order on every platform.
+template <class V>
+void shuffle(std::vector<V>& v, heed::Generator& gen) {
+  for (std::size_t i = v.size() - 1; i > 0; --i) std::swap(v[i], v[gen.below(i + 1)]);
+}
 
 const char* const kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
                                "July",    "August",   "September", "October", "November", "December"};
@@ -258,14 +276,14 @@ void print_map(const Matrix<Scalar>& A, const std::string& in, const std::string
 // ---- training -------------------------------------------------------------------------------
 
 template <template <typename> class Score>
-int run(const Args& a) {
+int run_with(const Args& a) {
   heed::Generator gen(a.seed);
   // Every date of 1950-2049, shuffled; the first 2,000 are the held-out dates.
   std::vector<Date> dates;
   for (int y = 1950; y <= 2049; ++y)
     for (int m = 1; m <= 12; ++m)
       for (int d = 1; d <= days_in(y, m); ++d) dates.push_back({y, m, d});
-  for (std::size_t i = dates.size() - 1; i > 0; --i) std::swap(dates[i], dates[gen.below(i + 1)]);
+  shuffle(dates, gen);
   const std::size_t n_test = 2000;
   std::vector<Sample> test, train;
   for (std::size_t i = 0; i < n_test; ++i) test.push_back(render(dates[i], static_cast<int>(gen.below(kFormats))));
@@ -313,12 +331,24 @@ int run(const Args& a) {
     return static_cast<double>(correct) / static_cast<double>(test.size());
   };
 
+  // --save / --resume: the model, Adam, the accuracy reached (training stops at 99%) and gen,
+  // which shuffles the training order every epoch once it has made the data and the model.
+  double acc = 0;  // held-out exact match after the last completed epoch
+  examples::TrainingRun run(a);
+  run.state().model(model).optimizer(adam).value("accuracy", acc);
+  run.setting("score", "--score", score_index(a.score), {std::begin(kScores), std::end(kScores)});
+  run.setting("train", "--train", static_cast<double>(a.train));
+  run.setting("beam", "--beam", static_cast<double>(a.beam));  // decides when 99% is reached
+  run.resume([&](int epochs_done) -> heed::Generator& {
+    for (int e = 0; e < epochs_done; ++e) shuffle(order, gen);
+    return gen;
+  });
+
   const std::size_t B = static_cast<std::size_t>(a.batch_size);
-  double acc = 0, train_seconds = 0;
-  int epoch = 1;
-  for (; epoch <= a.epochs; ++epoch) {
+  bool evaluated = false;
+  for (int epoch = run.epochs_done + 1; epoch <= a.epochs && acc < 0.99; ++epoch) {
     examples::EpochMeter meter(static_cast<Index>((order.size() + B - 1) / B));
-    for (std::size_t i = order.size() - 1; i > 0; --i) std::swap(order[i], order[gen.below(i + 1)]);
+    shuffle(order, gen);
     for (std::size_t i = 0; i < order.size(); i += B) {
       const Batch b = make_batch(train, order, i, std::min(order.size(), i + B));
       adam.zero_grad();
@@ -330,18 +360,18 @@ int run(const Args& a) {
       meter.add(loss);
     }
     const double tt = meter.seconds();
-    train_seconds += tt;
     const auto t_eval = std::chrono::steady_clock::now();
     acc = evaluate();
+    evaluated = true;
+    run.end_epoch(epoch, tt, gen);  // before the line is printed
     std::printf("Epoch [%d/%d], Loss: %.4f, held-out exact match: %.2f%%, time: %.1f s train + %.1f s eval\n",
                 epoch, a.epochs, meter.mean_loss(), 100 * acc, tt, examples::seconds_since(t_eval));
     std::fflush(stdout);
-    if (acc >= 0.99) break;
   }
-  const int epochs_run = std::min(epoch, a.epochs);
+  if (!evaluated) acc = evaluate();  // resumed with nothing left to train: decode for the report
   std::printf("%s after %d epoch(s): held-out exact match %.2f%%, %.1f s per training epoch\n",
-              acc >= 0.99 ? "reached 99%" : "stopped", epochs_run, 100 * acc,
-              train_seconds / epochs_run);
+              acc >= 0.99 ? "reached 99%" : "stopped", run.epochs_done, 100 * acc,
+              run.seconds / run.epochs_done);
 
   // Errors by format.
   std::vector<int> wrong(kFormats, 0), seen(kFormats, 0);
@@ -404,11 +434,10 @@ int run(const Args& a) {
 int main(int argc, char** argv) try {
   const Args a = parse(argc, argv);
   examples::set_threads(a.threads);
-  if (a.score == "dot") return run<heed::DotProductScore>(a);
-  if (a.score == "general") return run<heed::GeneralScore>(a);
-  if (a.score == "scaled") return run<heed::ScaledDotProductScore>(a);
-  return run<heed::AdditiveScore>(a);
+  if (a.score == "dot") return run_with<heed::DotProductScore>(a);
+  if (a.score == "general") return run_with<heed::GeneralScore>(a);
+  if (a.score == "scaled") return run_with<heed::ScaledDotProductScore>(a);
+  return run_with<heed::AdditiveScore>(a);
 } catch (const heed::Error& e) {
-  std::fprintf(stderr, "seq2seq_dates: %s\n", e.what());
-  return 1;
+  return examples::report_error(kUsage, e);
 }
