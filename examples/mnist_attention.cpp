@@ -169,8 +169,8 @@ class PatchTransformer : public heed::ModuleBase<Scalar> {
       : patch_embed_(kPatchDim, kEmbed, true, gen),
         pos_embed_(kTokens, kEmbed, -1, gen),
         blocks_([&gen] {
-          std::vector<Block> b;
-          for (Index i = 0; i < kBlocks; ++i) b.emplace_back(gen);
+          heed::ModuleList<Scalar, Block> b;
+          for (Index i = 0; i < kBlocks; ++i) b.emplace(gen);
           return b;
         }()),
         pool_(gen),
@@ -179,10 +179,8 @@ class PatchTransformer : public heed::ModuleBase<Scalar> {
   }
 
   heed::Children<Scalar> children() override {
-    heed::Children<Scalar> c{{"patch_embed", &patch_embed_}, {"pos_embed", &pos_embed_}};
-    for (std::size_t i = 0; i < blocks_.size(); ++i) c.emplace_back("blocks." + std::to_string(i), &blocks_[i]);
-    c.insert(c.end(), {{"norm", &norm_}, {"pool", &pool_}, {"head", &head_}});
-    return c;
+    return {{"patch_embed", &patch_embed_}, {"pos_embed", &pos_embed_}, {"blocks", &blocks_},
+            {"norm", &norm_}, {"pool", &pool_}, {"head", &head_}};
   }
   std::string name() const override { return "PatchTransformer"; }
 
@@ -196,7 +194,8 @@ class PatchTransformer : public heed::ModuleBase<Scalar> {
       pos_ids_ = heed::Tokens::NullaryExpr(B, kTokens, [](Index, Index t) { return std::int32_t(t); });
     // Tokens: the patch projection plus the learned position embedding, as GPT-2's wte + wpe.
     Var h = g(patch_embed_, g.input(patches_)) + g(pos_embed_, pos_ids_);  // (B*T, E)
-    for (Index i = 0; i < kBlocks; ++i) h = blocks_[i].forward(g, h, B, need_maps && i == kBlocks - 1);
+    for (Index i = 0; i < kBlocks; ++i)
+      h = blocks_[static_cast<std::size_t>(i)].forward(g, h, B, need_maps && i == kBlocks - 1);
     const Var z = g(norm_, h);                                          // (B*T, E)
     return g(head_, pool_.forward(g, z, B));                            // (B, E) -> (B, 10)
   }
@@ -214,7 +213,7 @@ class PatchTransformer : public heed::ModuleBase<Scalar> {
  private:
   heed::Linear<Scalar> patch_embed_;
   heed::Embedding<Scalar> pos_embed_;  // (T, E), looked up at each sample's positions
-  std::vector<Block> blocks_;
+  heed::ModuleList<Scalar, Block> blocks_;
   heed::LayerNorm<Scalar> norm_{kEmbed};
   AttentionPool pool_;
   heed::Linear<Scalar> head_;

@@ -7,6 +7,7 @@
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"
 #include "layers/lstm.hpp"
+#include "layers/module_list.hpp"
 #include "layers/pooling.hpp"
 #include "layers/residual.hpp"
 #include "layers/sequential.hpp"

@@ -108,3 +108,25 @@ TEST_CASE("Embedding: (B, T) Tokens and flat ids give the same rows; other shape
   emb.backward(Matrix<double>::Ones(6, 3));
   CHECK(emb.parameters()[0].grad->row(1) == Matrix<double>::Constant(1, 3, 2.0));
 }
+
+TEST_CASE("ModuleList: children by position, typed access, eval reaches every element") {
+  struct Net : heed::ModuleBase<double> {
+    heed::ModuleList<double, heed::Linear<double>> layers;
+    heed::Children<double> children() override { return {{"layers", &layers}}; }
+    std::string name() const override { return "Net"; }
+  } net;
+  net.layers.emplace(3, 4);
+  net.layers.emplace(4, 2);
+  std::vector<std::string> names;
+  for (auto& p : net.parameters()) names.push_back(p.name);
+  CHECK(names == std::vector<std::string>{"layers.0.weight", "layers.0.bias", "layers.1.weight",
+                                          "layers.1.bias"});
+  CHECK(net.layers[1].out_features() == 2);  // the element type, no cast
+  net.eval();
+  CHECK_FALSE(net.layers.back().training());
+  CHECK_THROWS_WITH_AS(net.layers[2], "ModuleList: index 2 out of range, size 2", heed::ValueError);
+  heed::ModuleList<double> any;  // any ModuleBase
+  any.emplace<heed::Embedding<double>>(5, 2);
+  CHECK(any.num_parameters() == 10);
+  CHECK(heed::summary(net).find("  (layers): ModuleList\n    (0): Linear(in_features=3") != std::string::npos);
+}

@@ -73,7 +73,14 @@ class ModuleBase {
  public:
   using Scalar = T;
 
+  ModuleBase() = default;
   virtual ~ModuleBase() = default;
+  // Declared because the destructor is: without them a module would copy where it could move
+  // (a std::vector of modules growing, a module returned by value).
+  ModuleBase(const ModuleBase&) = default;
+  ModuleBase(ModuleBase&&) noexcept = default;
+  ModuleBase& operator=(const ModuleBase&) = default;
+  ModuleBase& operator=(ModuleBase&&) noexcept = default;
 
   // ---- what a module declares -----------------------------------------------------------
   // Short type name used in error messages and summaries ("Linear", "ReLU", ...).
