@@ -176,3 +176,139 @@ TEST_CASE("attention paths: threaded slices are bit-identical to serial") {
   MESSAGE("built without OpenMP: nothing to compare");
 #endif
 }
+
+// ---- NaN / inf propagation and the exact masked-row rule (Reliability, item 5) ----
+namespace {
+// Row i of a is all NaN exactly when row i of b is; the other rows agree normwise.
+template <typename T>
+void same_nan_rows(const Matrix<T>& a, const Matrix<T>& b, double tol) {
+  REQUIRE(a.rows() == b.rows());
+  Matrix<T> fa = a, fb = b;
+  for (Index i = 0; i < a.rows(); ++i) {
+    CAPTURE(i);
+    const bool na = a.row(i).array().isNaN().all(), nb = b.row(i).array().isNaN().all();
+    CHECK(na == nb);
+    CHECK(a.row(i).array().isNaN().any() == na);  // no partly NaN row
+    if (na || nb) fa.row(i).setZero(), fb.row(i).setZero();
+  }
+  CHECK(rel_err<T>(fa, fb) <= tol);
+}
+
+template <typename T>
+void nan_query_case(bool causal) {
+  constexpr Index Tq = 6, Tk = 9, d = 4, dv = 3;
+  auto q = randn<T>(Tq, d, 1), k = randn<T>(Tk, d, 2), v = randn<T>(Tk, dv, 3);
+  q(2, 1) = std::numeric_limits<T>::quiet_NaN();
+  q(0, 0) = std::numeric_limits<T>::quiet_NaN();  // with causal: one NaN score, the rest -inf
+  heed::Attention<T> plain;
+  heed::FusedAttention<T> fused(std::nullopt, 4);
+  const AttentionMasks<T> m{.is_causal = causal};
+  const Matrix<T> op = plain.forward(q, k, v, 1, m);
+  const Matrix<T> of = fused.forward(q, k, v, 1, m);
+  CHECK(op.row(2).array().isNaN().all());
+  CHECK(op.row(0).array().isNaN().all());
+  same_nan_rows<T>(of, op, sizeof(T) == 8 ? 1e-12 : 1e-5);
+  if (!causal) {  // gradients: the same NaN entries (causal skips tiles the plain path reads)
+    const Matrix<T> dout = randn<T>(Tq, dv, 4);
+    auto gp = plain.backward(dout);
+    auto gf = fused.backward(dout);
+    CHECK(gf.dquery.array().isNaN().matrix() == gp.dquery.array().isNaN().matrix());
+    CHECK(gf.dkey.array().isNaN().matrix() == gp.dkey.array().isNaN().matrix());
+    CHECK(gf.dvalue.array().isNaN().matrix() == gp.dvalue.array().isNaN().matrix());
+  }
+}
+}  // namespace
+
+TEST_CASE("FusedAttention: a NaN query gives NaN rows, the same ones as the plain path") {
+  for (bool causal : {false, true}) {
+    CAPTURE(causal);
+    nan_query_case<double>(causal);
+    nan_query_case<float>(causal);
+  }
+}
+
+TEST_CASE("FusedAttention: +inf and overflowing scores give NaN rows as the plain path") {
+  constexpr Index Tq = 5, Tk = 7, d = 3, dv = 2;
+  auto q = randn<float>(Tq, d, 1), k = randn<float>(Tk, d, 2), v = randn<float>(Tk, dv, 3);
+  q.row(3).setConstant(1e20f);  // q_3 . k_0 = 3e40 overflows float: +inf
+  k.row(0).setConstant(1e20f);  // (the other rows' scores on key 0 are huge but finite)
+  Matrix<float> bias = randn<float>(Tq, Tk, 5, 0.5);
+  bias(1, 4) = std::numeric_limits<float>::infinity();
+  heed::Attention<float> plain;
+  heed::FusedAttention<float> fused(std::nullopt, 2);
+  const Matrix<float> op = plain.forward(q, k, v, 1, {.attn_bias = &bias});
+  const Matrix<float> of = fused.forward(q, k, v, 1, {.attn_bias = &bias});
+  CHECK(op.row(1).array().isNaN().all());
+  CHECK(op.row(3).array().isNaN().all());
+  same_nan_rows<float>(of, op, 1e-5);
+  CHECK(std::isnan(fused.logsumexp()(1)));
+  CHECK(std::isnan(fused.logsumexp()(3)));
+}
+
+TEST_CASE("attention: keys of width 0 are refused by the fused and the plain path") {
+  Matrix<double> q(4, 0), k(5, 0), v = randn(5, 2, 1);
+  heed::FusedAttention<double> fused;
+  heed::Attention<double> plain;
+  heed::Attention<double, heed::DotProductScore> dot;
+  CHECK_THROWS_AS(fused.forward(q, k, v, 1), heed::ShapeError);
+  CHECK_THROWS_AS(plain.forward(q, k, v, 1), heed::ShapeError);
+  CHECK_THROWS_AS(dot.forward(q, k, v, 1), heed::ShapeError);
+}
+
+namespace {
+// A row masked entirely by a large finite bias is an ordinary softmax in the plain path; the
+// fused path must give the same output and gradients (it gave gradients Tk times too large).
+template <typename T>
+double big_bias_case(double big, Index tile) {
+  constexpr Index B = 2, Tq = 5, Tk = 7, d = 3, dv = 2;
+  auto q = randn<T>(B * Tq, d, 1), k = randn<T>(B * Tk, d, 2), v = randn<T>(B * Tk, dv, 3),
+       dout = randn<T>(B * Tq, dv, 4);
+  Matrix<T> bias = randn<T>(Tq, Tk, 5, 0.5);
+  bias.row(2).array() += static_cast<T>(big);  // whole row masked "by hand"
+  bias(4, 1) = bias(4, 5) = static_cast<T>(big);  // two keys of another row
+  heed::Attention<T> plain;
+  heed::FusedAttention<T> fused(std::nullopt, tile);
+  const AttentionMasks<T> m{.attn_bias = &bias};
+  const Matrix<T> op = plain.forward(q, k, v, B, m);
+  const Matrix<T> of = fused.forward(q, k, v, B, m);
+  auto gp = plain.backward(dout);
+  auto gf = fused.backward(dout);
+  double err = rel_err<T>(of, op);
+  err = std::max(err, rel_err<T>(gf.dquery, gp.dquery));
+  err = std::max(err, rel_err<T>(gf.dkey, gp.dkey));
+  err = std::max(err, rel_err<T>(gf.dvalue, gp.dvalue));
+  return err;
+}
+}  // namespace
+
+TEST_CASE("FusedAttention: a row masked by a -1e9 bias matches the plain path, with gradients") {
+  for (double big : {-1e4, -1e9, -3e38}) {
+    for (Index tile : {2, 3, 64}) {
+      CAPTURE(big);
+      CAPTURE(tile);
+      CHECK(big_bias_case<double>(big, tile) < 1e-12);
+      CHECK(big_bias_case<float>(big, tile) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("MultiheadAttention: a -1e9 bias row, need_weights false matches need_weights true") {
+  constexpr Index B = 2, T = 6, E = 8, H = 2;
+  auto x = randn<float>(B * T, E, 1), dout = randn<float>(B * T, E, 2);
+  Matrix<float> bias = Matrix<float>::Zero(T, T);
+  bias.row(3).setConstant(-1e9f);
+  std::vector<Matrix<float>> r[2];
+  for (bool weights : {false, true}) {
+    heed::Generator gen(7);
+    heed::MultiheadAttention<float> mha(E, H, {}, gen);
+    auto out = mha.forward(x, x, x, B, {.attn_bias = &bias, .need_weights = weights});
+    CHECK(mha.used_fused() == !weights);
+    auto g = mha.backward(dout);
+    r[weights] = {out.output, g.dquery, g.dkey, g.dvalue};
+    for (auto& p : mha.parameters()) r[weights].push_back(*p.grad);
+  }
+  for (std::size_t i = 0; i < r[0].size(); ++i) {
+    CAPTURE(i);
+    CHECK(rel_err<float>(r[0][i], r[1][i]) < 1e-5);
+  }
+}

@@ -8,10 +8,12 @@
 // softmax-backward term rowsum(dP_i .* P_i) in disguise. Extra memory: O(B*Tq) plus two
 // (tile, tile) scratch tiles. With is_causal, key tiles wholly right of the diagonal are skipped.
 //
-// Same masks and results as Attention<T, ScaledDotProductScore> (fully masked rows -> 0), but
-// no dropout and no weights (use the plain path when you need either).
+// Same masks and results as Attention<T, ScaledDotProductScore>, with its exact masked-row rule
+// (all -inf rows -> 0, rows with a NaN or +inf score -> NaN, see online_softmax_step), but no
+// dropout and no weights (use the plain path when you need either).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +43,46 @@ struct FlashScratch {
   }
 };
 
+// The exact masked-row rule of masked_softmax_rows (masks.hpp), online: a row is "fully
+// masked" (zero output, L = -inf) only when every score is -inf; a NaN or +inf score makes the
+// row NaN (L = NaN); any other row is an ordinary softmax, also when all its scores are
+// finite but very negative (a -1e9 bias).
+template <typename T>
+inline constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
+
+// One online-softmax step over a masked score tile S (br, bc): updates the running max m and
+// sum l of each row and turns S into P~ = exp(S - m_new); rescale(r, alpha) is called for each
+// row whose earlier partials must be multiplied by alpha. The max propagates NaN, and a NaN m
+// sticks (so a NaN next to -inf entries, or in an earlier tile, is never taken for masking).
+template <typename T, class Rescale>
+void online_softmax_step(Eigen::Ref<Matrix<T>> S, Eigen::Ref<Vector<T>> m,
+                         Eigen::Ref<Vector<T>> l, Rescale&& rescale) {
+  for (Index r = 0; r < S.rows(); ++r) {
+    const T rmax = S.row(r).template maxCoeff<Eigen::PropagateNaN>();
+    const T m_new = (std::isnan(m(r)) || rmax <= m(r)) ? m(r) : rmax;  // NaN-propagating max
+    if (m_new == kNegInf<T>) {  // everything so far masked: nothing to add
+      S.row(r).setZero();
+      continue;
+    }
+    const T alpha = std::exp(m(r) - m_new);  // rescale old partials (0 when m was -inf)
+    masked_exp_inplace<T>(S.row(r), m_new);  // (3) P~ = exp(S - m_new)
+    l(r) = alpha * l(r) + S.row(r).sum();    // (4) l = alpha l + rowsum P~
+    rescale(r, alpha);
+    m(r) = m_new;
+  }
+}
+
+// Masked, scaled score tile S = (Q[i0:i0+br] K[j0:j0+bc]^T) * scale, as forward and backward
+// both compute it (the same bits).
+template <typename T>
+void flash_scores(const ConstRef<T>& Q, const ConstRef<T>& K, T scale,
+                  const AttentionMasks<T>& masks, Index b, Index i0, Index j0,
+                  Eigen::Ref<Matrix<T>> S) {
+  S.noalias() = Q.middleRows(i0, S.rows()) * K.middleRows(j0, S.cols()).transpose();  // (1)
+  S *= scale;                                                                          //  * scale
+  apply_masks<T>(masks, b, i0, j0, S);                                                 // (2) mask
+}
+
 // One (sample, head) slice.  Q (Tq, d), K (Tk, d), V (Tk, dv) -> O (Tq, dv), lse (Tq).
 // `b` selects the sample's row of key_padding_mask.
 template <typename T>
@@ -61,35 +103,32 @@ void flash_forward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T>
       if (masks.is_causal && j0 > i0 + br - 1) break;  // whole tile above the diagonal
       const Index bc = std::min(tile, Tk - j0);
       auto S = s.S.topLeftCorner(br, bc);
-      S.noalias() = Q.middleRows(i0, br) * K.middleRows(j0, bc).transpose();  // (1) S = Q K^T
-      S *= scale;                                                              //     * scale
-      apply_masks<T>(masks, b, i0, j0, S);                                        // (2) mask
-      for (Index r = 0; r < br; ++r) {
-        const T m_new = std::max(m(r), S.row(r).maxCoeff());
-        if (m_new == kNegInf<T>) {  // everything so far masked: nothing to add
-          S.row(r).setZero();
-          continue;
-        }
-        const T alpha = std::exp(m(r) - m_new);  // rescale old partials (0 when m was -inf)
-        masked_exp_inplace<T>(S.row(r), m_new);                // (3) P~ = exp(S - m_new)
-        l(r) = alpha * l(r) + S.row(r).sum();                  // (4) l = alpha l + rowsum P~
-        Oi.row(r) *= alpha;                                    // (5) O = alpha O + P~ V
-        m(r) = m_new;
-      }
-      Oi.noalias() += S * V.middleRows(j0, bc);  // (5) cont.   (br, bc)(bc, dv)
+      flash_scores<T>(Q, K, scale, masks, b, i0, j0, S);  // (1), (2)
+      online_softmax_step<T>(S, m, l, [&](Index r, T alpha) { Oi.row(r) *= alpha; });  // (3)-(5)
+      Oi.noalias() += S * V.middleRows(j0, bc);  // (5) O = alpha O + P~ V   (br, bc)(bc, dv)
     }
     for (Index r = 0; r < br; ++r) {
-      if (l(r) > T(0)) {
-        Oi.row(r) /= l(r);                  // (6) O = O / l
-        lse(i0 + r) = m(r) + std::log(l(r));  // (7) L = m + log l
-      } else {                              // fully masked row: zero output, L = -inf
+      if (m(r) == kNegInf<T>) {  // fully masked row: zero output, L = -inf
         Oi.row(r).setZero();
         lse(i0 + r) = kNegInf<T>;
+      } else if (!std::isfinite(m(r)) || std::isnan(l(r))) {  // a NaN or +inf score: NaN row
+        Oi.row(r).setConstant(kNaN<T>);
+        lse(i0 + r) = kNaN<T>;
+      } else {
+        Oi.row(r) /= l(r);                    // (6) O = O / l
+        lse(i0 + r) = m(r) + std::log(l(r));  // (7) L = m + log l
       }
     }
   }
 }
 
+// Backward recomputes P = exp(S - L). L = m + log l keeps log l only to ulp(L): for |L| above
+// this, P's relative error (|L| eps / 2) would pass the fused-vs-plain tolerance, and for a
+// row masked by a -1e9 bias log l is lost altogether (P = 1 instead of 1/Tk). Query tiles with
+// such a row first recompute the exact m and l (one extra pass, only for those tiles) and use
+// P = exp(S - m) / l, as the plain path does.
+template <typename T>
+inline constexpr T kFlashExactLse = T(64);
 // Backward of one slice: dO (Tq, dv) -> dQ (Tq, d), dK (Tk, d), dV (Tk, dv), overwritten.
 template <typename T>
 void flash_backward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T>& V,
@@ -108,19 +147,49 @@ void flash_backward(const ConstRef<T>& Q, const ConstRef<T>& K, const ConstRef<T
     const auto dOi = dO.middleRows(i0, br);  // (br, dv)
     auto D = s.D.head(br);
     D = dOi.cwiseProduct(O.middleRows(i0, br)).rowwise().sum();  // D_i = rowsum(dO .* O)
+    auto shift = s.m.head(br);  // per row: P = exp(S - shift) * mul
+    auto mul = s.l.head(br);
+    bool exact = false;
+    for (Index r = 0; r < br; ++r) {
+      const T L = lse(i0 + r);
+      exact = exact || (std::isfinite(L) && std::abs(L) > kFlashExactLse<T>);
+    }
+    if (exact) {  // uncommon: recompute m and l of this query tile exactly as forward did
+      shift.setConstant(kNegInf<T>);
+      mul.setZero();
+      for (Index j0 = 0; j0 < Tk; j0 += tile) {
+        if (masks.is_causal && j0 > i0 + br - 1) break;
+        auto S = s.S.topLeftCorner(br, std::min(tile, Tk - j0));
+        flash_scores<T>(Q, K, scale, masks, b, i0, j0, S);
+        online_softmax_step<T>(S, shift, mul, [](Index, T) {});
+      }
+    }
+    for (Index r = 0; r < br; ++r) {
+      const T L = lse(i0 + r);
+      if (exact && std::isfinite(L) && std::abs(L) > kFlashExactLse<T>) {
+        mul(r) = T(1) / mul(r);  // shift(r) = m
+      } else {
+        shift(r) = L;
+        mul(r) = T(1);
+      }
+    }
     for (Index j0 = 0; j0 < Tk; j0 += tile) {
       if (masks.is_causal && j0 > i0 + br - 1) break;
       const Index bc = std::min(tile, Tk - j0);
       const auto Kj = K.middleRows(j0, bc);  // (bc, d)
       const auto Vj = V.middleRows(j0, bc);  // (bc, dv)
       auto P = s.S.topLeftCorner(br, bc);
-      P.noalias() = Qi * Kj.transpose();  // recompute (1), (2)
-      P *= scale;
-      apply_masks<T>(masks, b, i0, j0, P);
+      flash_scores<T>(Q, K, scale, masks, b, i0, j0, P);  // recompute (1), (2)
       for (Index r = 0; r < br; ++r) {  // P = exp(S - L): the final softmax, no renormalising
         const T L = lse(i0 + r);
-        if (L == kNegInf<T>) P.row(r).setZero();
-        else masked_exp_inplace<T>(P.row(r), L);
+        if (L == kNegInf<T>) {
+          P.row(r).setZero();  // fully masked row
+        } else if (std::isnan(L)) {
+          P.row(r).setConstant(kNaN<T>);  // NaN row, as the plain path's weights
+        } else {
+          masked_exp_inplace<T>(P.row(r), shift(r));
+          if (mul(r) != T(1)) P.row(r) *= mul(r);
+        }
       }
       dV.middleRows(j0, bc).noalias() += P.transpose() * dOi;  // d of (5) wrt V: (bc,br)(br,dv)
       auto dS = s.dP.topLeftCorner(br, bc);
@@ -155,6 +224,8 @@ class FusedAttention : public ModuleBase<T> {
                            const AttentionMasks<T>& masks = {}) {
     const char* who = "FusedAttention";
     detail::check_qkv_rows(who, queries.rows(), keys.rows(), values.rows(), B, Tq_, Tk_);
+    if (keys.cols() == 0)  // the default scale 1/sqrt(0) would make every score NaN
+      throw ShapeError(std::string(who) + ": keys must have positive width");
     if (queries.cols() != keys.cols())
       throw ShapeError(std::string(who) + ": queries and keys must have equal width, got " +
                        std::to_string(queries.cols()) + " and " + std::to_string(keys.cols()));

@@ -105,12 +105,20 @@ void masked_exp_inplace(Block&& block, T shift) {
 }
 
 // In place, row by row: P = softmax(S) with -inf entries -> 0 and all -inf rows -> all 0.
+// The exact rule, shared with the fused kernel: a row gets zero weights only when every entry
+// is -inf; a row holding a NaN or a +inf is all NaN (the max propagates NaN, so a NaN beside
+// -inf entries cannot be taken for a masked row); any other row is an ordinary softmax, also
+// when all its entries are finite but very negative (a -1e9 bias): uniform over equal values.
 template <typename T>
 void masked_softmax_rows(Eigen::Ref<Matrix<T>> S) {
   for (Index i = 0; i < S.rows(); ++i) {
-    const T mx = S.row(i).maxCoeff();
+    const T mx = S.row(i).template maxCoeff<Eigen::PropagateNaN>();
     if (mx == kNegInf<T>) {  // every key masked: no attention at all, not NaN
       S.row(i).setZero();
+      continue;
+    }
+    if (!std::isfinite(mx)) {  // NaN or +inf score: softmax undefined
+      S.row(i).setConstant(std::numeric_limits<T>::quiet_NaN());
       continue;
     }
     masked_exp_inplace<T>(S.row(i), mx);  // subtract max: no overflow
@@ -157,7 +165,10 @@ inline void check_score_widths(std::string_view who, const char* score, Index dq
                      ", got " + std::to_string(dq) + " and " + std::to_string(dk));
 }
 // and a score without takes queries and keys of one width:
+// Keys of width 0 are refused: the default scale 1/sqrt(0) would make every score NaN.
 inline void check_equal_widths(std::string_view who, const char* score, Index dq, Index dk) {
+  if (dk == 0)
+    throw ShapeError(std::string(who) + ": " + score + " score needs keys of positive width");
   if (dq != dk)
     throw ShapeError(std::string(who) + ": " + score +
                      " score needs queries and keys of equal width, got " + std::to_string(dq) +
