@@ -135,6 +135,60 @@ TEST_CASE("LayerNorm: gradient check and normalised output") {
   CHECK_THROWS_AS(ln.forward(randn(2, 5, 1)), heed::ShapeError);
 }
 
+TEST_CASE_TEMPLATE("LayerNorm: a constant row gives exactly beta, even for huge constants", T, float,
+                   double) {
+  // mean(x) rounds for large constants (float, >= 1e4); normalised, that error became +-1, and
+  // at 3e38 the sum or the square overflowed to NaN.
+  const heed::Index F = 7;
+  heed::LayerNorm<T> ln(F);
+  auto ps = ln.parameters();
+  *ps[0].value = randn(1, F, 30).cast<T>();
+  *ps[1].value = randn(1, F, 31).cast<T>();
+  const Matrix<T> beta = *ps[1].value;
+  for (double c : {1.0, 1e4, 1e6, 1e20, 3e38, -3e38, 0.0, -1e4, 1.0 / 3}) {
+    CAPTURE(c);
+    const Matrix<T> x = Matrix<T>::Constant(3, F, static_cast<T>(c));
+    const Matrix<T> y = ln.forward(x);
+    CHECK(y.allFinite());
+    for (heed::Index b = 0; b < 3; ++b) CHECK(y.row(b) == beta);
+    const Matrix<T> dx = ln.backward(randn(3, F, 32).cast<T>());
+    CHECK(dx.allFinite());
+  }
+  // Huge non-constant rows stay finite and match a reference computed in long double.
+  Matrix<T> x(2, F);
+  x << T(3e38), T(-3e38), T(1e38), T(0), T(-2e38), T(3e38), T(5),
+      T(1e30), T(1.5e30), T(-1e30), T(2e30), T(0), T(1e29), T(-3e30);
+  heed::LayerNorm<T> plain(F, 1e-5, false);
+  const Matrix<T> y = plain.forward(x);
+  REQUIRE(y.allFinite());
+  for (heed::Index b = 0; b < 2; ++b) {
+    long double mu = 0, var = 0;
+    for (heed::Index f = 0; f < F; ++f) mu += static_cast<long double>(x(b, f));
+    mu /= F;
+    for (heed::Index f = 0; f < F; ++f) var += std::pow(static_cast<long double>(x(b, f)) - mu, 2);
+    var /= F;
+    for (heed::Index f = 0; f < F; ++f)
+      CHECK(static_cast<double>(y(b, f)) ==
+            doctest::Approx(static_cast<double>((x(b, f) - mu) / std::sqrt(var + 1e-5L))).epsilon(1e-5));
+  }
+  CHECK(plain.backward(Matrix<T>::Ones(2, F)).allFinite());
+}
+
+TEST_CASE("LayerNorm: gradient check at and near constant rows") {
+  heed::LayerNorm<double> ln(5);
+  auto ps = ln.parameters();
+  *ps[0].value = randn(1, 5, 40);
+  *ps[1].value = randn(1, 5, 41);
+  Matrix<double> x(4, 5);
+  x.row(0).setConstant(1.0);
+  x.row(1).setConstant(-2.5);
+  x.row(2) = Matrix<double>::Constant(1, 5, 7.0) + 1e-3 * randn(1, 5, 42);
+  x.row(3) = randn(1, 5, 43);
+  const auto r = check_module(ln, x);
+  INFO(r.detail);
+  CHECK(r.ok);
+}
+
 TEST_CASE("Sequential: chains, names parameters like PyTorch, gradient check") {
   heed::Sequential<double> net;
   net.emplace<heed::Linear<double>>(4, 5);

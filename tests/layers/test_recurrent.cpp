@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <heed/layers/embedding.hpp>
 #include <heed/layers/gru.hpp>
 #include <heed/layers/linear.hpp>
@@ -658,4 +659,72 @@ TEST_CASE("LSTM + Linear learn a delayed copy (plain SGD)") {
   }
   MESSAGE("delayed copy: loss " << loss << " after " << step << " steps");
   CHECK(loss < 0.05f);
+}
+
+TEST_CASE("GRU/LSTM: NaN/inf in the padding reaches no output, state or gradient") {
+  // PyTorch's packed sequences never read padding; heed's lengths must not either: whatever is
+  // written into the padded input rows, the results equal those with zeros there.
+  const Index B = 3, T = 4, I = 2, H = 3;
+  const Labels len = labels({4, 2, 1});
+  const Matrix<double> x0 = randn(B * T, I, 71);
+  Matrix<double> clean = x0, dirty = x0;
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (Index b = 0; b < B; ++b)
+    for (Index t = len(b); t < T; ++t) {
+      clean.row(b * T + t).setZero();
+      dirty(b * T + t, 0) = nan;
+      dirty(b * T + t, 1) = (t % 2 == 0) ? inf : -inf;
+    }
+  auto grads = [](auto& net) {
+    std::vector<Matrix<double>> g;
+    for (auto& p : net.parameters()) g.push_back(*p.grad);
+    return g;
+  };
+  for (Index L : {1, 2}) {
+    for (bool bi : {false, true}) {
+      CAPTURE(L);
+      CAPTURE(bi);
+      const Index S = L * (bi ? 2 : 1) * B, D = bi ? 2 : 1;
+      const Matrix<double> h0 = randn(S, H, 72), c0 = randn(S, H, 73);
+      const Matrix<double> R = randn(B * T, D * H, 74), R2 = randn(S, H, 75), R3 = randn(S, H, 76);
+      heed::GRU<double> gru(I, H, {.num_layers = L, .bidirectional = bi});
+      heed::LSTM<double> lstm(I, H, {.num_layers = L, .bidirectional = bi});
+      std::vector<Matrix<double>> gg[2], lg[2];
+      Matrix<double> gy[2], ly[2], ghn[2], lhn[2], lcn[2], gdx[2], ldx[2];
+      for (int k = 0; k < 2; ++k) {
+        const Matrix<double>& x = k == 0 ? clean : dirty;
+        gru.zero_grad();
+        const auto go = gru.forward(x, B, h0, len);
+        gy[k] = go.output;
+        ghn[k] = go.h_n;
+        gdx[k] = gru.backward(R, R2).dx;
+        gg[k] = grads(gru);
+        lstm.zero_grad();
+        const auto lo = lstm.forward(x, B, h0, c0, len);
+        ly[k] = lo.output;
+        lhn[k] = lo.h_n;
+        lcn[k] = lo.c_n;
+        ldx[k] = lstm.backward(R, R2, R3).dx;
+        lg[k] = grads(lstm);
+      }
+      CHECK(gy[1] == gy[0]);
+      CHECK(ly[1] == ly[0]);
+      CHECK(ghn[1] == ghn[0]);
+      CHECK(lhn[1] == lhn[0]);
+      CHECK(lcn[1] == lcn[0]);
+      CHECK(gdx[1] == gdx[0]);
+      CHECK(ldx[1] == ldx[0]);
+      CHECK(gdx[1].allFinite());
+      CHECK(ldx[1].allFinite());
+      for (std::size_t i = 0; i < gg[0].size(); ++i) {
+        CHECK(gg[1][i].allFinite());
+        CHECK(gg[1][i] == gg[0][i]);
+      }
+      for (std::size_t i = 0; i < lg[0].size(); ++i) {
+        CHECK(lg[1][i].allFinite());
+        CHECK(lg[1][i] == lg[0][i]);
+      }
+    }
+  }
 }

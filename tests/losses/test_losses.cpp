@@ -170,3 +170,22 @@ TEST_CASE_TEMPLATE("Every loss: backward before forward throws ValueError", T, f
   bce.forward(M::Zero(1, 2), M::Ones(1, 2));
   CHECK(bce.backward()(0, 0) == doctest::Approx(T(-0.25)));  // (sigmoid(0) - 1) / 2
 }
+
+TEST_CASE_TEMPLATE("CrossEntropyLoss: a large offset shared by every logit keeps log C", T, float,
+                   double) {
+  // logits [c, c, c]: the loss is log 3 whatever c; m + log(s) - z_y rounded it to 1.125, 1, 0
+  // in float for c = 1e6, 1e7, 1e8. Smoothing and weights take the same path.
+  for (double c : {1.0, 1e6, 1e7, 1e8, 1e20, -1e8}) {
+    CAPTURE(c);
+    Matrix<T> z = Matrix<T>::Constant(2, 3, static_cast<T>(c));
+    heed::CrossEntropyLoss<T> ce;
+    CHECK(ce.forward(z, labels({0, 2})) == doctest::Approx(std::log(3.0)).epsilon(1e-6));
+    CHECK(ce.backward().isApprox(Matrix<T>::Constant(2, 3, T(1) / 6) -
+                                 (Matrix<T>(2, 3) << 0.5, 0, 0, 0, 0, 0.5).finished()));
+    heed::CrossEntropyLoss<T> sm({.label_smoothing = T(0.2)});
+    CHECK(sm.forward(z, labels({1, 1})) == doctest::Approx(std::log(3.0)).epsilon(1e-6));
+    // weighted + smoothed: sum_i a_i log 3 / W, a_i = 0.9 w_y + 0.1 mean(w) = 2.0, 2.9; W = 5
+    heed::CrossEntropyLoss<T> w({.weight = {T(1), T(2), T(3)}, .label_smoothing = T(0.1)});
+    CHECK(w.forward(z, labels({1, 2})) == doctest::Approx(std::log(3.0) * 4.9 / 5).epsilon(1e-6));
+  }
+}

@@ -1,9 +1,11 @@
 #pragma once
 // LayerNorm over the last dimension F, as torch.nn.LayerNorm(F):
-//   mu_b = mean_f x_bf,  var_b = mean_f (x_bf - mu_b)^2   (biased, as PyTorch)
+//   mu_b = mean_f x_bf,  var_b = mean_f (x_bf - mu_b)^2   (biased, as PyTorch; mu computed as
+//          x_b0 + mean_f (x_bf - x_b0), so a constant row gives exactly beta)
 //   xhat = (x - mu) * rstd,  rstd = 1 / sqrt(var + eps)
 //   y = xhat .* gamma + beta
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "../core/module.hpp"
@@ -29,11 +31,34 @@ class LayerNorm : public Module<T> {
     xhat_.resize(B, F_);  // (B, F)
     rstd_.resize(B);      // (B)
     y_.resize(B, F_);     // (B, F)
+    // Rows whose squares could overflow (sum of F squares of |x - mu| <= 2 max|x|) are scaled
+    // by k = 2^-e, max|x| < 2^e, first: exact, and xhat is the same with var k^2, eps k^2.
+    const T big = std::sqrt(std::numeric_limits<T>::max() / static_cast<T>(F_)) / T(4);
     for (Index b = 0; b < B; ++b) {
-      const T mu = x.row(b).mean();                                        // (1)
-      const T var = (x.row(b).array() - mu).square().mean();               // (2)
-      rstd_(b) = T(1) / std::sqrt(var + T(eps_));                          // (3)
-      xhat_.row(b) = (x.row(b).array() - mu) * rstd_(b);                   // (4)
+      const auto xb = x.row(b).array();
+      auto d = xhat_.row(b).array();                                       // x - mu, then xhat
+      const T amax = xb.abs().maxCoeff();
+      T k = 1;
+      if (std::isfinite(amax) && amax > big) {
+        int e = 0;
+        std::frexp(amax, &e);
+        k = std::ldexp(T(1), -e);
+        d = xb * k - xb(0) * k;
+      } else {
+        d = xb - xb(0);
+      }
+      // (1) shifted by the row's first element: a constant row gives x - mu = 0 exactly, where
+      // mean(x) rounds (float, |x| >= 1e4) and its error would be normalised up to +-1.
+      d -= d.mean();                                                       // (1)
+      const T var = d.square().mean();                                     // (2) times k^2
+      const T den = std::sqrt(var + T(eps_) * k * k);
+      if (den == 0) {  // var = 0 and eps k^2 underflowed: x - mu = 0, xhat = 0
+        rstd_(b) = T(1) / std::sqrt(T(eps_));                              // (3)
+      } else {
+        const T rk = T(1) / den;
+        rstd_(b) = rk * k;                                                 // (3)
+        d *= rk;                                                           // (4)
+      }
     }
     if (affine_) {
       y_ = (xhat_.array().rowwise() * gamma_.row(0).array()).rowwise() + beta_.row(0).array();  // (5)

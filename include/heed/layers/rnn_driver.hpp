@@ -11,17 +11,21 @@
 //   GI   = in W_ih^T + b_ih               (B*T, G*H)  every step in one GEMM             (1)
 //   gh_t = h_{t-1} W_hh^T + b_hh          (B, G*H)    the only GEMM in the loop          (2)
 //   h~_t (, c~_t) = gates(GI_t, gh_t, h_{t-1} (, c_{t-1}))   GRU (3)-(6), LSTM (3)-(5)   (G)
-//   s_t = s_{t-1} + m_t .* (s~_t - s_{t-1}),  y_t = m_t .* h~_t                         (M)
+//   s_t = m_t ? s~_t : s_{t-1},  y_t = m_t ? h~_t : 0                                   (M)
 //   h_n (, c_n) = the states after the direction's last step
 //
 // m_t(b) = [t < lengths[b]]: padded steps carry the states and output zeros (without lengths
-// m = 1 and the masking arithmetic is skipped). Where the gates see only gi + gh (LSTM:
-// Gates::kSummed) b_hh is folded into (1) and (2) accumulates into GI_t in place.
+// m = 1 and the masking is skipped). (M) and its backward are selects, not products (valid
+// rows still take s + (s~ - s), the bits the products gave), and the padded input rows are
+// zeroed in the kept copy of x, so NaN/inf in the padding reaches no output, state or gradient
+// (0 * NaN would be NaN), as with PyTorch's packed sequences. Where the gates see only gi + gh
+// (LSTM: Gates::kSummed) b_hh is folded into (1) and (2) accumulates into GI_t in place.
 //
 // Backward, steps in reverse, ds = the gradient reaching each state (from dh_n (, dc_n)):
-//   dh~ = m_t .* (dh + dy_t),  dc~ = m_t .* dc          d(M) wrt h~, c~ (y_t is h~ where valid)
-//   ds = (1 - m_t) .* ds                                d(M) wrt s_{t-1}: the carried part
-//   dGI_t, dgh_t from (dh~, dc~); ds += the direct paths   d(G) (the policy's backward)
+//   dh~ = m_t ? dh + dy_t : 0,  dc~ = m_t ? dc : 0      d(M) wrt h~, c~ (y_t is h~ where valid)
+//   ds = m_t ? 0 : ds                                   d(M) wrt s_{t-1}: the carried part
+//   dGI_t, dgh_t from (dh~, dc~); ds += the direct paths   d(G) (the policy's backward;
+//                                                       padded rows set to exactly 0)
 //   dh += dgh_t W_hh                                     d(2) wrt h
 // then for all steps at once (H_prev: the states h entering every step, cached by forward):
 //   dW_ih += dGI^T in,  db_ih += sum dGI                 d(1)
@@ -112,6 +116,11 @@ class StackedRnn : public ModuleBase<T> {
     masked_ = build_mask<T>(module_, lengths, s, mask_);  // (T, B)
     shape_ = s;
     x_ = x;                                 // (B*T, I) kept for dW_ih of layer 0
+    if (masked_) {  // padding is never read: NaN/inf there must not reach GI or dW_ih
+      for (Index b = 0; b < B; ++b)
+        for (Index t = 0; t < T_; ++t)
+          if (mask_(t, b) == T(0)) x_.row(b * T_ + t).setZero();
+    }
     for (Index k = 0; k < S; ++k) {
       sn_[k].resize(L_ * D_ * B, H);        // (L*D*B, H)
       s_[k].resize(B, H);                   // (B, H) running states
@@ -147,12 +156,15 @@ class StackedRnn : public ModuleBase<T> {
           }
           auto y = step_rows(out, T_, at.t, d * H, H);       // (B, H) view of the output
           Gates::forward(c, at, gh_, s_, y, snew_);          // (G)
-          if (masked_) {  // (M) padded steps: states carried, output zero
-            const auto m = mask_.row(at.t).transpose().array();  // (B)
-            s_[0].array() += (y.array() - s_[0].array()).colwise() * m;
-            for (Index k = 1; k < S; ++k)
-              s_[k].array() += (snew_[k].array() - s_[k].array()).colwise() * m;
-            y.array().colwise() *= m;
+          if (masked_) {  // (M) by select: padded rows carry the states, output exact 0
+            for (Index b = 0; b < B; ++b) {
+              if (mask_(at.t, b) == T(0)) {
+                y.row(b).setZero();
+              } else {  // s + (s~ - s), not s~: the same bits as the masked products gave
+                s_[0].row(b) += y.row(b) - s_[0].row(b);
+                for (Index k = 1; k < S; ++k) s_[k].row(b) += snew_[k].row(b) - s_[k].row(b);
+              }
+            }
           } else {
             s_[0] = y;
             for (Index k = 1; k < S; ++k) s_[k] = snew_[k];
@@ -196,15 +208,25 @@ class StackedRnn : public ModuleBase<T> {
           const StepAt at{T_, d == 0 ? i : T_ - 1 - i};
           dsnew_[0] = ds_[0] + step_rows<T>(dY, T_, at.t, d * H, H);  // y_t = h~_t
           for (Index k = 1; k < S; ++k) dsnew_[k] = ds_[k];
-          if (masked_) {  // d(M) padded rows: no gradient into the step, ds passes through
-            const auto m = mask_.row(at.t).transpose().array();  // (B)
-            for (Index k = 0; k < S; ++k) {
-              dsnew_[k].array().colwise() *= m;
-              ds_[k].array().colwise() *= (T(1) - m);
+          if (masked_) {  // d(M) by select: padded rows send nothing into the step, ds passes
+            for (Index b = 0; b < B; ++b) {
+              for (Index k = 0; k < S; ++k) {
+                if (mask_(at.t, b) == T(0)) dsnew_[k].row(b).setZero();
+                else ds_[k].row(b).setZero();
+              }
             }
           }
           auto dgh = at(DGH);
-          Gates::backward(c, at, dsnew_, at(DGI_), dgh, dsz_);  // d(G)
+          auto dgi = at(DGI_);
+          Gates::backward(c, at, dsnew_, dgi, dgh, dsz_);  // d(G)
+          if (masked_) {  // padded rows of d(G) exactly 0 (not 0 * a gate): none reach a GEMM
+            for (Index b = 0; b < B; ++b) {
+              if (mask_(at.t, b) != T(0)) continue;
+              dgi.row(b).setZero();
+              if constexpr (!Gates::kSummed) dgh.row(b).setZero();
+              for (Index k = 0; k < S; ++k) dsz_[k].row(b).setZero();
+            }
+          }
           for (Index k = 0; k < S; ++k) {
             if (!Gates::kDirect[k]) continue;
             if (masked_) ds_[k] += dsz_[k]; else ds_[k] = dsz_[k];  // d(G) wrt s_{t-1}

@@ -24,7 +24,8 @@ namespace detail {
 
 // log sum_j exp(z_j) of one row z, stably: m + log(sum_j exp(z_j - m)), m = max_j z_j. Given
 // `e` (a row as wide as z), also leaves exp(z - m) there, so softmax(z) = e / e.sum() follows
-// without a second exp. The one log-sum-exp of CrossEntropyLoss and Seq2Seq's decoders.
+// without a second exp. Seq2Seq's decoders use it; CrossEntropyLoss keeps m apart instead (the
+// sum m + log(s) rounds away log(s) when m is large, see forward()).
 template <class Z, class E = std::nullptr_t>
 typename Z::Scalar logsumexp_row(const Z& z, E&& e = nullptr) {
   using T = typename Z::Scalar;
@@ -84,21 +85,26 @@ class CrossEntropyLoss {
                          std::to_string(i) + " out of range [0, " + std::to_string(C) + ")");
       const auto z = logits.row(i);
       auto g = grad.row(i);
-      const T lse = detail::logsumexp_row(z, g);             // logsumexp(z), g = exp(z - m)
+      // -logp_ic = lse - z_ic = log(s) - (z_ic - m), m = max z_i, s = sum exp(z_i - m): with m
+      // taken out of both terms before they meet, a large shared offset (logits [c, c, c],
+      // c = 1e8 in float) cannot round log 3 away, as m + log(s) - z_y would.
+      const T m = z.maxCoeff();
+      g = (z.array() - m).exp().matrix();                    // exp(z - m)        (1, C)
+      const T lse = std::log(g.sum());                       // logsumexp(z) - m
       g /= g.sum();                                          // p = softmax(z)    (1, C)
       const T wy = weighted ? opt_.weight[y] : T(1);
       // Smoothing part of a_i: (eps / C) w_c, zero without smoothing.
       // -logp_ic = lse - z_ic, so sum_c a_ic (-logp_ic) splits into the target and smoothing terms.
-      double li = (1 - eps) * wy * (lse - z(y));
+      double li = (1 - eps) * wy * (lse - (z(y) - m));
       T a_sum = (1 - eps) * wy;                              // sum_c a_ic
       if (eps > 0) {
         if (weighted) {
           const Eigen::Map<const RowVector<T>> w(opt_.weight.data(), C);
-          li += eps / C * (w.array() * (lse - z.array())).sum();
+          li += eps / C * (w.array() * (lse - (z.array() - m))).sum();
           a_sum += eps / C * w.sum();
           g = g * a_sum - w * (eps / C);                     // a_sum p - smoothing part
         } else {
-          li += eps / C * (C * lse - z.sum());
+          li += eps / C * (C * lse - (z.array() - m).sum());
           a_sum += eps;
           g.array() = g.array() * a_sum - eps / C;
         }
