@@ -78,6 +78,7 @@ class Checkpoint {
 
   void save(const std::string& path) const {
     check_unique("save: '" + path + "'");
+    check_names("save: '" + path + "'");
     io::Writer<T> w;
     for (const auto& t : tensors_) w.tensor(t.name, *t.m);
     for (const auto& s : scalars_) {
@@ -103,9 +104,10 @@ class Checkpoint {
     std::vector<std::string> wanted;
     auto find = [&](const std::string& name, bool tensor) -> const io::Entry& {
       const auto it = file.find(name);
-      if (it == file.end()) throw FormatError("load: '" + path + "' has no entry '" + name + "'");
+      if (it == file.end())
+        throw FormatError("load: '" + path + "' has no entry '" + io::printable_name(name) + "'");
       if (it->second.is_tensor != tensor)
-        throw FormatError("load: '" + path + "': entry '" + name + "' is not a " +
+        throw FormatError("load: '" + path + "': entry '" + io::printable_name(name) + "' is not a " +
                           (tensor ? "tensor" : "value"));
       wanted.push_back(name);
       return it->second;
@@ -113,19 +115,21 @@ class Checkpoint {
     for (const auto& t : tensors_) {
       const auto& e = find(t.name, true);
       if (e.rows != t.m->rows() || e.cols != t.m->cols())
-        throw FormatError("load: '" + path + "': tensor '" + t.name + "' expected " +
-                          detail::shape_str(t.m->rows(), t.m->cols()) + ", file has " +
-                          detail::shape_str(e.rows, e.cols));
+        throw FormatError("load: '" + path + "': tensor '" + io::printable_name(t.name) +
+                          "' expected " + detail::shape_str(t.m->rows(), t.m->cols()) +
+                          ", file has " + detail::shape_str(e.rows, e.cols));
     }
     for (const auto& s : scalars_)
       if (find(s.name, false).bytes.size() != sizeof(double))
-        throw FormatError("load: '" + path + "': value '" + s.name + "' is not 8 bytes");
+        throw FormatError("load: '" + path + "': value '" + io::printable_name(s.name) +
+                          "' is not 8 bytes");
     std::vector<Generator> restored;
     for (const auto& g : generators_) {
       std::istringstream is(find(g.name, false).bytes);
       Generator copy;
       is >> copy.engine();
-      if (!is) throw FormatError("load: '" + path + "': generator state '" + g.name + "' is malformed");
+      if (!is) throw FormatError("load: '" + path + "': generator state '" + io::printable_name(g.name) +
+                          "' is malformed");
       restored.push_back(copy);
     }
     for (const auto& [name, e] : file) {
@@ -135,7 +139,7 @@ class Checkpoint {
         return w.compare(0, ns.size() + 1, ns + ".") == 0;
       });
       if (bound_ns && std::find(wanted.begin(), wanted.end(), name) == wanted.end())
-        throw FormatError("load: '" + path + "' has entry '" + name +
+        throw FormatError("load: '" + path + "' has entry '" + io::printable_name(name) +
                           "' that the model does not have (different architecture?)");
     }
     // Phase 2: assign.
@@ -152,6 +156,17 @@ class Checkpoint {
   }
 
  private:
+  // ValueError unless every bound name is a valid entry name (no NUL or control character).
+  void check_names(const std::string& where) const {
+    auto check = [&](const std::string& name) {
+      if (const std::string what = io::name_problem(name); !what.empty())
+        throw ValueError(where + ": name '" + io::printable_name(name) + "' has " + what);
+    };
+    for (const auto& t : tensors_) check(t.name);
+    for (const auto& sc : scalars_) check(sc.name);
+    for (const auto& g : generators_) check(g.name);
+  }
+
   // ValueError naming every name bound twice.
   void check_unique(const std::string& where) const {
     std::vector<std::string> names;
@@ -162,7 +177,7 @@ class Checkpoint {
     std::string dups;
     for (std::size_t i = 1; i < names.size(); ++i)
       if (names[i] == names[i - 1] && (i == 1 || names[i - 1] != names[i - 2]))
-        dups += (dups.empty() ? "'" : ", '") + names[i] + "'";
+        dups += (dups.empty() ? "'" : ", '") + io::printable_name(names[i]) + "'";
     if (!dups.empty())
       throw ValueError(where + ": names bound more than once: " + dups +
                        " (a file with duplicates could never be loaded)");
