@@ -1,4 +1,5 @@
-// Entry names are checked (no NUL or control characters) and escaped and cut in messages.
+// Checkpoint::load validates decoded values before assigning anything (scalars bound to
+// integers), and entry names are checked and escaped in messages.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -67,6 +68,28 @@ struct RawFile {
   }
 };
 
+// Rewrites the file at `path` with entry `name` replaced by `v` (a tensor) or by the 8 bytes
+// of `v[0]` (a value).
+void tamper(const std::string& path, const std::string& name, const std::vector<double>& v) {
+  const heed::io::Entries entries = heed::io::read_file(path);
+  RawFile out;
+  for (const auto& [n, e] : entries) {
+    if (n == name) {
+      REQUIRE(v.size() == (e.is_tensor ? e.values.size() : 1));
+      if (e.is_tensor)
+        out.tensor(n, v, e.rows, e.cols);
+      else
+        out.bytes(n, std::string(reinterpret_cast<const char*>(v.data()), sizeof(double)));
+    } else if (e.is_tensor) {
+      out.tensor(n, e.values, e.rows, e.cols);
+    } else {
+      out.bytes(n, e.bytes);
+    }
+  }
+  REQUIRE(entries.count(name) == 1);
+  out.write(path);
+}
+
 std::string message_of(const std::function<void()>& f) {
   try {
     f();
@@ -78,7 +101,90 @@ std::string message_of(const std::function<void()>& f) {
   return "no exception";
 }
 
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
 }  // namespace
+
+TEST_CASE("Checkpoint::value refuses a stored double that an integer variable cannot hold") {
+  const std::string path = tmp("int_values.heed");
+  heed::Linear<double> lin(2, 2);
+  int count = 5;
+  std::uint8_t small = 7;
+  std::int64_t big = 9;
+  bool flag = true;
+  auto ck = [&] {
+    return heed::Checkpoint<double>().model(lin).value("count", count).value("small", small)
+        .value("big", big).value("flag", flag);
+  };
+  ck().save(path);
+  const Matrix<double> w = lin.weight();
+  struct Case {
+    const char* entry;
+    double v;
+    const char* shown;
+  };
+  for (const Case c : {Case{"train.count", 1e300, "1e+300"}, Case{"train.count", kNaN, "nan"},
+                       Case{"train.count", -3e9, "-3e+09"}, Case{"train.count", 2.5, "2.5"},
+                       Case{"train.count", kInf, "inf"}, Case{"train.count", 2147483648.0, "2147483648"},
+                       Case{"train.small", 256, "256"}, Case{"train.small", -1, "-1"},
+                       Case{"train.big", 0x1p63, "9223372036854775808"}, Case{"train.flag", 2, "2"}}) {
+    ck().save(path);
+    tamper(path, c.entry, {c.v});
+    count = 0;
+    small = 0;
+    big = 0;
+    flag = false;
+    lin.weight().setZero();
+    const std::string msg = message_of([&] { ck().load(path); });
+    INFO(msg);
+    CHECK(msg.find("load: '" + path + "': value '" + c.entry + "' = " + c.shown +
+                   " is invalid: expected a whole number in [") != std::string::npos);
+    // All or nothing: neither the values nor the model changed.
+    CHECK(count == 0);
+    CHECK(small == 0);
+    CHECK(big == 0);
+    CHECK(flag == false);
+    CHECK(lin.weight().isZero());
+    count = 5;
+    small = 7;
+    big = 9;
+    flag = true;
+    lin.weight() = w;
+  }
+  // The bounds themselves load.
+  for (const double v : {2147483647.0, -2147483648.0}) {
+    ck().save(path);
+    tamper(path, "train.count", {v});
+    ck().load(path);
+    CHECK(count == static_cast<int>(v));
+  }
+  ck().save(path);
+  tamper(path, "train.big", {-0x1p63});
+  ck().load(path);
+  CHECK(big == std::numeric_limits<std::int64_t>::min());
+}
+
+TEST_CASE("Checkpoint::value: a float variable keeps NaN and inf but refuses an overflowing value") {
+  const std::string path = tmp("float_values.heed");
+  float best = 0.5f;
+  heed::Checkpoint<float>().value("best", best).save(path);
+  for (const double v : {kNaN, kInf, -kInf, 3e38}) {
+    tamper(path, "train.best", {v});
+    heed::Checkpoint<float>().value("best", best).load(path);
+    CHECK(std::isnan(best) == std::isnan(v));
+    if (!std::isnan(v)) CHECK(best == static_cast<float>(v));
+  }
+  best = 0.5f;
+  tamper(path, "train.best", {1e300});
+  CHECK_THROWS_WITH_AS(heed::Checkpoint<float>().value("best", best).load(path),
+                       doctest::Contains("value 'train.best' = 1e+300 is invalid: out of range"),
+                       heed::FormatError);
+  CHECK(best == 0.5f);
+  double d = 0;
+  heed::Checkpoint<double>().value("best", d).load(path);  // a double holds it
+  CHECK(d == 1e300);
+}
 
 TEST_CASE("entry names with NUL or control characters are refused on write") {
   const std::string path = tmp("bad_names.heed");

@@ -17,11 +17,20 @@
 // bound tensor's name and shape checked before any value is assigned, so a failed load leaves
 // the model untouched. A float file loads into a double model and vice versa (values are
 // converted; double -> float rounds to nearest).
+//
+// Decoded values are validated in that first phase too: a value() bound to an integer must be
+// stored as a finite whole number within the variable's range (a floating variable: no finite
+// value beyond its range). Anything else is a FormatError naming the file, the entry and what
+// is wrong.
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/module.hpp"
@@ -63,10 +72,13 @@ class Checkpoint {
   }
 
   // A scalar training variable (epoch, best metric, ...), stored as a (1, 1) double tensor.
+  // On load, an integer V must be stored as a finite whole number within V's range, and a
+  // floating V may not overflow (a finite value beyond V's range); NaN and inf load into a
+  // floating V as they are.
   template <class V>
   Checkpoint& value(const std::string& name, V& v) {
     scalars_.push_back({"train." + name, [&v] { return static_cast<double>(v); },
-                        [&v](double d) { v = static_cast<V>(d); }});
+                        [&v](double d) { v = static_cast<V>(d); }, &value_problem<V>});
     return *this;
   }
 
@@ -119,10 +131,17 @@ class Checkpoint {
                           "' expected " + detail::shape_str(t.m->rows(), t.m->cols()) +
                           ", file has " + detail::shape_str(e.rows, e.cols));
     }
-    for (const auto& s : scalars_)
-      if (find(s.name, false).bytes.size() != sizeof(double))
+    for (const auto& s : scalars_) {
+      const auto& e = find(s.name, false);
+      if (e.bytes.size() != sizeof(double))
         throw FormatError("load: '" + path + "': value '" + io::printable_name(s.name) +
                           "' is not 8 bytes");
+      double v;
+      std::memcpy(&v, e.bytes.data(), sizeof v);
+      if (const std::string what = s.check(v); !what.empty())
+        throw FormatError("load: '" + path + "': value '" + io::printable_name(s.name) + "' = " +
+                          number(v) + " is invalid: " + what);
+    }
     std::vector<Generator> restored;
     for (const auto& g : generators_) {
       std::istringstream is(find(g.name, false).bytes);
@@ -156,6 +175,31 @@ class Checkpoint {
   }
 
  private:
+  // Shortest round-trip form of a double ("1e+300", "nan", "-3000000000").
+  static std::string number(double v) {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
+  }
+
+  // Empty if the stored double `d` may be assigned to a V, else why not.
+  template <class V>
+  static std::string value_problem(double d) {
+    if constexpr (std::is_integral_v<V>) {
+      // [min, 2^digits) is V's range; both bounds are powers of two, exact in double.
+      const double lo = static_cast<double>(std::numeric_limits<V>::min());
+      const double hi = std::ldexp(1.0, std::numeric_limits<V>::digits);
+      if (!std::isfinite(d) || d != std::trunc(d) || d < lo || d >= hi)
+        return "expected a whole number in [" + std::to_string(std::numeric_limits<V>::min()) +
+               ", " + std::to_string(std::numeric_limits<V>::max()) + "]";
+    } else if constexpr (std::is_floating_point_v<V>) {
+      if (std::isfinite(d) && std::abs(d) > static_cast<double>(std::numeric_limits<V>::max()))
+        return "out of range (magnitude above " +
+               number(static_cast<double>(std::numeric_limits<V>::max())) + ")";
+    }
+    return {};
+  }
+
   // ValueError unless every bound name is a valid entry name (no NUL or control character).
   void check_names(const std::string& where) const {
     auto check = [&](const std::string& name) {
@@ -191,6 +235,7 @@ class Checkpoint {
     std::string name;
     std::function<double()> get;
     std::function<void(double)> set;
+    std::string (*check)(double);
   };
   struct GeneratorBinding {
     std::string name;
