@@ -1,5 +1,5 @@
 // Checkpoint::load validates decoded values before assigning anything (scalars bound to
-// integers), and entry names are checked and escaped in messages.
+// integers, optimizer state), and entry names are checked and escaped in messages.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -184,6 +184,79 @@ TEST_CASE("Checkpoint::value: a float variable keeps NaN and inf but refuses an 
   double d = 0;
   heed::Checkpoint<double>().value("best", d).load(path);  // a double holds it
   CHECK(d == 1e300);
+}
+
+namespace {
+
+// A model and an optimizer, saved once; then each bad entry is written into the file and the
+// load must be refused with the entry named and nothing changed.
+template <class T, class Opt, class Options>
+void check_state_refused(const Options& options, const char* entry, double bad, const char* needle) {
+  const std::string path = tmp("opt_state.heed");
+  heed::Generator g(3);
+  heed::Linear<T> lin(3, 2, true, g);
+  Opt opt(lin.parameters(), options);
+  for (auto& p : lin.parameters()) p.grad->setConstant(T(0.25));
+  opt.step();
+  opt.step();
+  heed::Checkpoint<T>().model(lin).optimizer(opt).save(path);
+  const auto entries = heed::io::read_file(path);
+  REQUIRE(entries.count(entry) == 1);
+  std::vector<double> v = entries.at(entry).values;
+  v.back() = bad;
+  tamper(path, entry, v);
+
+  heed::Generator g2(4);
+  heed::Linear<T> lin2(3, 2, true, g2);
+  Opt opt2(lin2.parameters(), options);
+  const Matrix<T> w2 = lin2.weight();
+  std::vector<Matrix<T>> before;
+  for (auto& [n, m] : opt2.state()) before.push_back(*m);
+  const std::string msg = message_of([&] { heed::Checkpoint<T>().model(lin2).optimizer(opt2).load(path); });
+  INFO(msg);
+  CHECK(msg.find("load: '" + path + "': entry '" + std::string(entry) + "' is invalid: ") !=
+        std::string::npos);
+  CHECK(msg.find(needle) != std::string::npos);
+  CHECK(lin2.weight() == w2);
+  std::size_t i = 0;
+  for (auto& [n, m] : opt2.state()) CHECK_MESSAGE(*m == before[i++], n);
+  // The untampered values load, and a step after them is finite.
+  heed::Checkpoint<T>().model(lin).optimizer(opt).save(path);
+  heed::Checkpoint<T>().model(lin2).optimizer(opt2).load(path);
+  opt2.step();
+  CHECK(lin2.weight().allFinite());
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("Checkpoint::optimizer refuses state that set_step_count/set_lr refuse or that makes step() NaN",
+                   T, float, double) {
+  using heed::AdamOptions;
+  const AdamOptions<T> adam{.lr = T(0.01)};
+  const AdamOptions<T> ams{.lr = T(0.01), .amsgrad = true};
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.step", -1, "Adam step count must be a whole number >= 0, got -1");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.step", 2.5, "got 2.5");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.step", kNaN, "got nan");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.step", 1e300, "step count");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.lr", kNaN, "Adam lr must be a finite value >= 0, got nan");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.lr", -0.5, "got -0.5");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.lr", kInf, "got inf");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.weight.exp_avg_sq", -1,
+                                        "Adam exp_avg_sq must be finite and >= 0, got -1 at element 5");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.bias.exp_avg_sq", kNaN, "exp_avg_sq must be finite and >= 0");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.bias.exp_avg", kInf, "Adam exp_avg must be finite, got inf");
+  check_state_refused<T, heed::Adam<T>>(ams, "optimizer.weight.max_exp_avg_sq", -2, "max_exp_avg_sq must be finite and >= 0");
+  check_state_refused<T, heed::AdamW<T>>(heed::AdamWOptions<T>{}, "optimizer.weight.exp_avg_sq", -1, "AdamW exp_avg_sq");
+  // A double file's 1e300 is inf once converted to float: refused in float, valid in double.
+  if constexpr (sizeof(T) == 4)
+    check_state_refused<T, heed::Adam<T>>(adam, "optimizer.bias.exp_avg", 1e300, "must be finite, got inf");
+  const heed::SGDOptions<T> sgd{.lr = T(0.1), .momentum = T(0.9)};
+  check_state_refused<T, heed::SGD<T>>(sgd, "optimizer.weight.momentum_buffer", kNaN, "SGD momentum_buffer must be finite");
+  check_state_refused<T, heed::SGD<T>>(sgd, "optimizer.step", -3, "SGD step count");
+  const heed::RMSpropOptions<T> rms{.momentum = T(0.5), .centered = true};
+  check_state_refused<T, heed::RMSprop<T>>(rms, "optimizer.weight.square_avg", -1, "RMSprop square_avg must be finite and >= 0");
+  check_state_refused<T, heed::RMSprop<T>>(rms, "optimizer.weight.grad_avg", -kInf, "grad_avg must be finite");
+  check_state_refused<T, heed::RMSprop<T>>(rms, "optimizer.bias.momentum_buffer", kNaN, "momentum_buffer must be finite");
 }
 
 TEST_CASE("entry names with NUL or control characters are refused on write") {

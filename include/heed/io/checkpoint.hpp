@@ -20,11 +20,13 @@
 //
 // Decoded values are validated in that first phase too: a value() bound to an integer must be
 // stored as a finite whole number within the variable's range (a floating variable: no finite
-// value beyond its range). Anything else is a FormatError naming the file, the entry and what
-// is wrong.
+// value beyond its range), and an optimizer's state must pass its validate_state() (step a whole
+// number >= 0, lr finite and >= 0, buffers finite, second moments >= 0). Anything else is a
+// FormatError naming the file, the entry and what is wrong.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <concepts>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -59,10 +61,22 @@ class Checkpoint {
   }
 
   // Binds an optimizer's state: anything with state() -> vector<pair<string, Matrix<T>*>>
-  // (heed's optimizers). Their step counters are part of that state.
+  // (heed's optimizers). Their step counters are part of that state. When `opt` has
+  // validate_state(name, const Matrix<T>&) -> string (heed's optimizers do), load() passes it
+  // each state tensor's decoded value before anything is assigned and refuses the file if it
+  // returns a non-empty reason.
   template <class Opt>
   Checkpoint& optimizer(Opt& opt, const std::string& prefix = "optimizer") {
-    for (auto& [name, m] : opt.state()) tensor(prefix + "." + name, *m);
+    for (auto& [n, m] : opt.state()) {
+      const std::string name = n;
+      tensor(prefix + "." + name, *m);
+      if constexpr (requires(const Opt& o, const Matrix<T>& v) {
+                      { o.validate_state(name, v) } -> std::convertible_to<std::string>;
+                    })
+        tensors_.back().check = [&opt, name](const Matrix<T>& v) -> std::string {
+          return opt.validate_state(name, v);
+        };
+    }
     return *this;
   }
 
@@ -130,6 +144,14 @@ class Checkpoint {
         throw FormatError("load: '" + path + "': tensor '" + io::printable_name(t.name) +
                           "' expected " + detail::shape_str(t.m->rows(), t.m->cols()) +
                           ", file has " + detail::shape_str(e.rows, e.cols));
+      if (t.check) {
+        // Validated as it would be assigned (converted to T), one tensor at a time.
+        Matrix<T> v(t.m->rows(), t.m->cols());
+        for (Index i = 0; i < v.size(); ++i) v.data()[i] = static_cast<T>(e.values[i]);
+        if (const std::string what = t.check(v); !what.empty())
+          throw FormatError("load: '" + path + "': entry '" + io::printable_name(t.name) +
+                            "' is invalid: " + what);
+      }
     }
     for (const auto& s : scalars_) {
       const auto& e = find(s.name, false);
@@ -230,6 +252,7 @@ class Checkpoint {
   struct TensorBinding {
     std::string name;
     Matrix<T>* m;
+    std::function<std::string(const Matrix<T>&)> check = {};  // empty: any value
   };
   struct ScalarBinding {
     std::string name;
