@@ -234,7 +234,7 @@ TEST_CASE_TEMPLATE("Checkpoint::optimizer refuses state that set_step_count/set_
   using heed::AdamOptions;
   const AdamOptions<T> adam{.lr = T(0.01)};
   const AdamOptions<T> ams{.lr = T(0.01), .amsgrad = true};
-  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.step", -1, "Adam step count must be a whole number >= 0, got -1");
+  check_state_refused<T, heed::Adam<T>>(adam, "optimizer.step", -1, "Adam step count must be a whole number in [0, 2^53], got -1");
   check_state_refused<T, heed::Adam<T>>(adam, "optimizer.step", 2.5, "got 2.5");
   check_state_refused<T, heed::Adam<T>>(adam, "optimizer.step", kNaN, "got nan");
   check_state_refused<T, heed::Adam<T>>(adam, "optimizer.step", 1e300, "step count");

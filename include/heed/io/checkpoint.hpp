@@ -133,8 +133,8 @@ class Checkpoint {
       if (it == file.end())
         throw FormatError("load: '" + path + "' has no entry '" + io::printable_name(name) + "'");
       if (it->second.is_tensor != tensor)
-        throw FormatError("load: '" + path + "': entry '" + io::printable_name(name) + "' is not a " +
-                          (tensor ? "tensor" : "value"));
+        throw FormatError("load: '" + path + "': entry '" + io::printable_name(name) +
+                          "' is not a " + (tensor ? "tensor" : "value"));
       wanted.push_back(name);
       return it->second;
     };

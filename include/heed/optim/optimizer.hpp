@@ -114,7 +114,8 @@ class Optimizer {
       if (v.size() != 1) return "expected a (1, 1) tensor";
       const double d = static_cast<double>(v(0, 0));
       if (name == "step" && !(std::isfinite(d) && d >= 0 && d == std::trunc(d) && d <= 0x1p53))
-        return std::string(cls()) + " step count must be a whole number >= 0, got " + detail::num_str(d);
+        return std::string(cls()) + " step count must be a whole number in [0, 2^53], got " +
+               detail::num_str(d);
       if (name == "lr" && !(std::isfinite(d) && d >= 0))
         return std::string(cls()) + " lr must be a finite value >= 0, got " + detail::num_str(d);
       return {};
