@@ -17,11 +17,22 @@
 // bound tensor's name and shape checked before any value is assigned, so a failed load leaves
 // the model untouched. A float file loads into a double model and vice versa (values are
 // converted; double -> float rounds to nearest).
+//
+// Decoded values are validated in that first phase too: a value() bound to an integer must be
+// stored as a finite whole number within the variable's range (a floating variable: no finite
+// value beyond its range), and an optimizer's state must pass its validate_state() (step a whole
+// number >= 0, lr finite and >= 0, buffers finite, second moments >= 0). Anything else is a
+// FormatError naming the file, the entry and what is wrong.
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <concepts>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/module.hpp"
@@ -50,10 +61,22 @@ class Checkpoint {
   }
 
   // Binds an optimizer's state: anything with state() -> vector<pair<string, Matrix<T>*>>
-  // (heed's optimizers). Their step counters are part of that state.
+  // (heed's optimizers). Their step counters are part of that state. When `opt` has
+  // validate_state(name, const Matrix<T>&) -> string (heed's optimizers do), load() passes it
+  // each state tensor's decoded value before anything is assigned and refuses the file if it
+  // returns a non-empty reason.
   template <class Opt>
   Checkpoint& optimizer(Opt& opt, const std::string& prefix = "optimizer") {
-    for (auto& [name, m] : opt.state()) tensor(prefix + "." + name, *m);
+    for (auto& [n, m] : opt.state()) {
+      const std::string name = n;
+      tensor(prefix + "." + name, *m);
+      if constexpr (requires(const Opt& o, const Matrix<T>& v) {
+                      { o.validate_state(name, v) } -> std::convertible_to<std::string>;
+                    })
+        tensors_.back().check = [&opt, name](const Matrix<T>& v) -> std::string {
+          return opt.validate_state(name, v);
+        };
+    }
     return *this;
   }
 
@@ -63,10 +86,13 @@ class Checkpoint {
   }
 
   // A scalar training variable (epoch, best metric, ...), stored as a (1, 1) double tensor.
+  // On load, an integer V must be stored as a finite whole number within V's range, and a
+  // floating V may not overflow (a finite value beyond V's range); NaN and inf load into a
+  // floating V as they are.
   template <class V>
   Checkpoint& value(const std::string& name, V& v) {
     scalars_.push_back({"train." + name, [&v] { return static_cast<double>(v); },
-                        [&v](double d) { v = static_cast<V>(d); }});
+                        [&v](double d) { v = static_cast<V>(d); }, &value_problem<V>});
     return *this;
   }
 
@@ -78,6 +104,7 @@ class Checkpoint {
 
   void save(const std::string& path) const {
     check_unique("save: '" + path + "'");
+    check_names("save: '" + path + "'");
     io::Writer<T> w;
     for (const auto& t : tensors_) w.tensor(t.name, *t.m);
     for (const auto& s : scalars_) {
@@ -103,29 +130,47 @@ class Checkpoint {
     std::vector<std::string> wanted;
     auto find = [&](const std::string& name, bool tensor) -> const io::Entry& {
       const auto it = file.find(name);
-      if (it == file.end()) throw FormatError("load: '" + path + "' has no entry '" + name + "'");
+      if (it == file.end())
+        throw FormatError("load: '" + path + "' has no entry '" + io::printable_name(name) + "'");
       if (it->second.is_tensor != tensor)
-        throw FormatError("load: '" + path + "': entry '" + name + "' is not a " +
-                          (tensor ? "tensor" : "value"));
+        throw FormatError("load: '" + path + "': entry '" + io::printable_name(name) +
+                          "' is not a " + (tensor ? "tensor" : "value"));
       wanted.push_back(name);
       return it->second;
     };
     for (const auto& t : tensors_) {
       const auto& e = find(t.name, true);
       if (e.rows != t.m->rows() || e.cols != t.m->cols())
-        throw FormatError("load: '" + path + "': tensor '" + t.name + "' expected " +
-                          detail::shape_str(t.m->rows(), t.m->cols()) + ", file has " +
-                          detail::shape_str(e.rows, e.cols));
+        throw FormatError("load: '" + path + "': tensor '" + io::printable_name(t.name) +
+                          "' expected " + detail::shape_str(t.m->rows(), t.m->cols()) +
+                          ", file has " + detail::shape_str(e.rows, e.cols));
+      if (t.check) {
+        // Validated as it would be assigned (converted to T), one tensor at a time.
+        Matrix<T> v(t.m->rows(), t.m->cols());
+        for (Index i = 0; i < v.size(); ++i) v.data()[i] = static_cast<T>(e.values[i]);
+        if (const std::string what = t.check(v); !what.empty())
+          throw FormatError("load: '" + path + "': entry '" + io::printable_name(t.name) +
+                            "' is invalid: " + what);
+      }
     }
-    for (const auto& s : scalars_)
-      if (find(s.name, false).bytes.size() != sizeof(double))
-        throw FormatError("load: '" + path + "': value '" + s.name + "' is not 8 bytes");
+    for (const auto& s : scalars_) {
+      const auto& e = find(s.name, false);
+      if (e.bytes.size() != sizeof(double))
+        throw FormatError("load: '" + path + "': value '" + io::printable_name(s.name) +
+                          "' is not 8 bytes");
+      double v;
+      std::memcpy(&v, e.bytes.data(), sizeof v);
+      if (const std::string what = s.check(v); !what.empty())
+        throw FormatError("load: '" + path + "': value '" + io::printable_name(s.name) + "' = " +
+                          number(v) + " is invalid: " + what);
+    }
     std::vector<Generator> restored;
     for (const auto& g : generators_) {
       std::istringstream is(find(g.name, false).bytes);
       Generator copy;
       is >> copy.engine();
-      if (!is) throw FormatError("load: '" + path + "': generator state '" + g.name + "' is malformed");
+      if (!is) throw FormatError("load: '" + path + "': generator state '" + io::printable_name(g.name) +
+                          "' is malformed");
       restored.push_back(copy);
     }
     for (const auto& [name, e] : file) {
@@ -135,7 +180,7 @@ class Checkpoint {
         return w.compare(0, ns.size() + 1, ns + ".") == 0;
       });
       if (bound_ns && std::find(wanted.begin(), wanted.end(), name) == wanted.end())
-        throw FormatError("load: '" + path + "' has entry '" + name +
+        throw FormatError("load: '" + path + "' has entry '" + io::printable_name(name) +
                           "' that the model does not have (different architecture?)");
     }
     // Phase 2: assign.
@@ -152,6 +197,42 @@ class Checkpoint {
   }
 
  private:
+  // Shortest round-trip form of a double ("1e+300", "nan", "-3000000000").
+  static std::string number(double v) {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
+  }
+
+  // Empty if the stored double `d` may be assigned to a V, else why not.
+  template <class V>
+  static std::string value_problem(double d) {
+    if constexpr (std::is_integral_v<V>) {
+      // [min, 2^digits) is V's range; both bounds are powers of two, exact in double.
+      const double lo = static_cast<double>(std::numeric_limits<V>::min());
+      const double hi = std::ldexp(1.0, std::numeric_limits<V>::digits);
+      if (!std::isfinite(d) || d != std::trunc(d) || d < lo || d >= hi)
+        return "expected a whole number in [" + std::to_string(std::numeric_limits<V>::min()) +
+               ", " + std::to_string(std::numeric_limits<V>::max()) + "]";
+    } else if constexpr (std::is_floating_point_v<V>) {
+      if (std::isfinite(d) && std::abs(d) > static_cast<double>(std::numeric_limits<V>::max()))
+        return "out of range (magnitude above " +
+               number(static_cast<double>(std::numeric_limits<V>::max())) + ")";
+    }
+    return {};
+  }
+
+  // ValueError unless every bound name is a valid entry name (no NUL or control character).
+  void check_names(const std::string& where) const {
+    auto check = [&](const std::string& name) {
+      if (const std::string what = io::name_problem(name); !what.empty())
+        throw ValueError(where + ": name '" + io::printable_name(name) + "' has " + what);
+    };
+    for (const auto& t : tensors_) check(t.name);
+    for (const auto& sc : scalars_) check(sc.name);
+    for (const auto& g : generators_) check(g.name);
+  }
+
   // ValueError naming every name bound twice.
   void check_unique(const std::string& where) const {
     std::vector<std::string> names;
@@ -162,7 +243,7 @@ class Checkpoint {
     std::string dups;
     for (std::size_t i = 1; i < names.size(); ++i)
       if (names[i] == names[i - 1] && (i == 1 || names[i - 1] != names[i - 2]))
-        dups += (dups.empty() ? "'" : ", '") + names[i] + "'";
+        dups += (dups.empty() ? "'" : ", '") + io::printable_name(names[i]) + "'";
     if (!dups.empty())
       throw ValueError(where + ": names bound more than once: " + dups +
                        " (a file with duplicates could never be loaded)");
@@ -171,11 +252,13 @@ class Checkpoint {
   struct TensorBinding {
     std::string name;
     Matrix<T>* m;
+    std::function<std::string(const Matrix<T>&)> check = {};  // empty: any value
   };
   struct ScalarBinding {
     std::string name;
     std::function<double()> get;
     std::function<void(double)> set;
+    std::string (*check)(double);
   };
   struct GeneratorBinding {
     std::string name;

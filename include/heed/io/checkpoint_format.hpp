@@ -14,15 +14,19 @@
 //                   bytes:  u64 length, the bytes
 //
 // Names are namespaced: "model.<parameter>" (PyTorch state_dict names), "optimizer.<...>",
-// "train.<...>" for anything else a training loop keeps (epoch, generator states).
+// "train.<...>" for anything else a training loop keeps (epoch, generator states). A name may
+// not hold NUL or a control character (bytes < 0x20 and 0x7f): Writer refuses one (ValueError),
+// parse() too (FormatError). Messages show names through printable_name().
 // Reading validates everything (magic, version, scalar size, length, checksum, every entry's
 // bounds) before a single value reaches the caller.
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -48,6 +52,41 @@ struct Entry {
   std::string bytes;
 };
 using Entries = std::map<std::string, Entry>;
+
+// A name as error messages show it: bytes outside printable ASCII (0x20-0x7e) and the backslash
+// are escaped as \xNN, and a name longer than `max` bytes is cut to its first `max` bytes
+// followed by "...(N bytes)". So a file-supplied name can neither cut a message short (NUL),
+// nor send escape sequences to a terminal, nor make a message megabytes long.
+inline std::string printable_name(std::string_view name, std::size_t max = 200) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  const std::size_t n = std::min(name.size(), max);
+  out.reserve(n + 16);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  if (name.size() > max) out += "...(" + std::to_string(name.size()) + " bytes)";
+  return out;
+}
+
+// Empty if `name` may be an entry name, else what is wrong with it (the first NUL or control
+// character, by offset).
+inline std::string name_problem(std::string_view name) {
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7f)
+      return std::string(c == 0 ? "a NUL byte" : "a control character") + " (byte " +
+             printable_name(name.substr(i, 1)) + ") at offset " + std::to_string(i);
+  }
+  return {};
+}
 
 namespace detail_fmt {
 template <class V>
@@ -90,6 +129,8 @@ class Writer {
 
  private:
   void head(std::uint32_t kind, const std::string& name) {
+    if (const std::string bad = name_problem(name); !bad.empty())
+      throw ValueError("save: entry name '" + printable_name(name) + "' has " + bad);
     detail_fmt::put<std::uint32_t>(payload_, kind);
     detail_fmt::put<std::uint32_t>(payload_, static_cast<std::uint32_t>(name.size()));
     payload_ += name;
@@ -138,14 +179,16 @@ inline Entries parse(const std::string& img, const std::string& source) {
     need(nlen, "name");
     std::string name(img.data() + pos, nlen);
     pos += nlen;
-    if (out.count(name)) throw bad("duplicate entry '" + name + "'");
+    if (const std::string what = name_problem(name); !what.empty())
+      throw bad("entry name '" + printable_name(name) + "' has " + what);
+    if (out.count(name)) throw bad("duplicate entry '" + printable_name(name) + "'");
     Entry ent;
     if (kind == 0) {
       need(16, "shape");
       const std::uint64_t r = get64(pos), c = get64(pos + 8);
       pos += 16;
       if (r > (1ull << 40) || c > (1ull << 40) || (c != 0 && r > (img.size() / scalar) / c))
-        throw bad("tensor '" + name + "' has an impossible shape " + heed::detail::shape_str(r, c));
+        throw bad("tensor '" + printable_name(name) + "' has an impossible shape " + heed::detail::shape_str(r, c));
       need(r * c * scalar, "tensor data");
       ent.rows = static_cast<Index>(r);
       ent.cols = static_cast<Index>(c);
@@ -168,7 +211,7 @@ inline Entries parse(const std::string& img, const std::string& source) {
       ent.bytes.assign(img.data() + pos, n);
       pos += n;
     } else {
-      throw bad("entry '" + name + "' has unknown kind " + std::to_string(kind));
+      throw bad("entry '" + printable_name(name) + "' has unknown kind " + std::to_string(kind));
     }
     out.emplace(std::move(name), std::move(ent));
   }

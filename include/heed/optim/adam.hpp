@@ -120,6 +120,13 @@ class Adam : public Optimizer<T> {
     }
   }
 
+  // The second moments are averages of g^2: finite and >= 0 (a negative one makes sqrt NaN).
+  std::string validate_buffer(const std::string& buffer, double x) const override {
+    if ((buffer == "exp_avg_sq" || buffer == "max_exp_avg_sq") && !(std::isfinite(x) && x >= 0))
+      return "must be finite and >= 0";
+    return Optimizer<T>::validate_buffer(buffer, x);
+  }
+
   void append_state(typename Optimizer<T>::State& s) override {
     for (std::size_t i = 0; i < m_.size(); ++i) {
       s.push_back({this->key(i) + ".exp_avg", &m_[i]});

@@ -104,6 +104,33 @@ class Optimizer {
     return s;
   }
 
+  // Empty if `v` may be assigned to the state() tensor called `name`, else what is wrong with
+  // it. io::Checkpoint asks before loading anything, so a file cannot set what set_step_count()
+  // and set_lr() refuse, nor a buffer that would turn the next step() into NaN: "step" must be
+  // a whole number in [0, 2^53], "lr" finite and >= 0, every buffer finite (and the second
+  // moments >= 0: see validate_buffer). Shapes are checked by the caller.
+  std::string validate_state(const std::string& name, const Matrix<T>& v) const {
+    if (name == "step" || name == "lr") {
+      if (v.size() != 1) return "expected a (1, 1) tensor";
+      const double d = static_cast<double>(v(0, 0));
+      if (name == "step" && !(std::isfinite(d) && d >= 0 && d == std::trunc(d) && d <= 0x1p53))
+        return std::string(cls()) + " step count must be a whole number in [0, 2^53], got " +
+               detail::num_str(d);
+      if (name == "lr" && !(std::isfinite(d) && d >= 0))
+        return std::string(cls()) + " lr must be a finite value >= 0, got " + detail::num_str(d);
+      return {};
+    }
+    const auto dot = name.rfind('.');
+    const std::string buffer = dot == std::string::npos ? name : name.substr(dot + 1);
+    for (Index i = 0; i < v.size(); ++i) {
+      const double d = static_cast<double>(v.data()[i]);
+      if (std::string what = validate_buffer(buffer, d); !what.empty())
+        return std::string(cls()) + " " + buffer + " " + what + ", got " + detail::num_str(d) +
+               " at element " + std::to_string(i);
+    }
+    return {};
+  }
+
  protected:
   Optimizer(std::vector<Parameter<T>> params, T lr, const char* cls_name)
       : params_(std::move(params)), cls_(cls_name), step_(Matrix<T>::Zero(1, 1)),
@@ -141,6 +168,13 @@ class Optimizer {
 
   // Subclasses add their buffers, e.g. s.push_back({key(i) + ".exp_avg", &m_[i]}).
   virtual void append_state(State& s) = 0;
+
+  // Empty if one element `x` of a buffer called `buffer` ("exp_avg", ...) is valid, else what
+  // it must be ("must be ..."). By default every buffer must be finite.
+  virtual std::string validate_buffer(const std::string& buffer, double x) const {
+    (void)buffer;
+    return std::isfinite(x) ? std::string() : std::string("must be finite");
+  }
 
   std::string key(std::size_t i) const {
     return named_keys_ ? params_[i].name : std::to_string(i);

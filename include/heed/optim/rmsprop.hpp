@@ -62,6 +62,12 @@ class RMSprop : public Optimizer<T> {
     }
   }
 
+  // square_avg averages g^2: finite and >= 0 (a negative one makes sqrt NaN).
+  std::string validate_buffer(const std::string& buffer, double x) const override {
+    if (buffer == "square_avg" && !(std::isfinite(x) && x >= 0)) return "must be finite and >= 0";
+    return Optimizer<T>::validate_buffer(buffer, x);
+  }
+
   void append_state(typename Optimizer<T>::State& s) override {
     for (std::size_t i = 0; i < sq_.size(); ++i) {
       s.push_back({this->key(i) + ".square_avg", &sq_[i]});
