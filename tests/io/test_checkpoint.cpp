@@ -8,16 +8,14 @@
 #include <heed/layers.hpp>
 #include <heed/activations.hpp>
 
+#include "io/scratch.hpp"
+
 namespace fs = std::filesystem;
 using heed::Matrix;
 
 namespace {
 
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "heed_test_io";
-  fs::create_directories(dir);
-  return dir / name;
-}
+using heed_test::scratch;
 
 template <typename T>
 heed::Sequential<T> net(std::uint64_t seed, heed::Index hidden = 5) {

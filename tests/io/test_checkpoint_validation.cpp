@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <heed/heed.hpp>
+
+#include "io/scratch.hpp"
 #include <limits>
 #include <memory>
 
@@ -16,11 +18,7 @@ using heed::Matrix;
 
 namespace {
 
-std::string tmp(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "heed_test_io";
-  fs::create_directories(dir);
-  return (dir / name).string();
-}
+std::string tmp(const std::string& name) { return heed_test::scratch(name).string(); }
 
 void put_bytes(std::string& out, const void* p, std::size_t n) {
   out.append(static_cast<const char*>(p), n);

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <heed/heed.hpp>
 
+#include "io/scratch.hpp"
+
 #include "common/helpers.hpp"
 
 using heed::Index;
@@ -14,9 +16,7 @@ using heed_test::randn;
 
 namespace {
 
-std::string tmp(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("heed_module_io_" + name)).string();
-}
+std::string tmp(const std::string& name) { return heed_test::scratch("module_io_" + name).string(); }
 
 // A user composite holding the multi-input modules that could not be saved before.
 struct Regressor : heed::ModuleBase<float> {
