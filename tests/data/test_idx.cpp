@@ -1,4 +1,6 @@
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <heed/data/idx.hpp>
 #include <heed/data/mnist.hpp>
@@ -210,4 +212,22 @@ TEST_CASE("load_mnist: small valid set, count mismatch, wrong image size") {
   write_mnist_like(small, 3, 3, 8);
   const auto m2 = message_of<heed::FormatError>([&] { heed::load_mnist(small.string()); });
   CHECK(contains(m2, "expected 28 x 28, got 8 x 8"));
+}
+
+TEST_CASE("read_idx: FIFOs and devices are IoError before they are read, never a hang") {
+  const auto fifo = (scratch_dir() / "idx.fifo").string();
+  fs::remove(fifo);
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  ::alarm(20);  // the old reader blocked in open() forever; SIGALRM ends the test run instead
+  const auto m1 = message_of<heed::IoError>([&] { heed::read_idx_images(fifo); });
+  const auto m2 = message_of<heed::IoError>([&] { heed::read_idx_labels(fifo); });
+  ::alarm(0);
+  fs::remove(fifo);
+  CHECK(m1 == "read_idx_images: " + fifo + ": is a FIFO (named pipe), expected a regular file");
+  CHECK(m2 == "read_idx_labels: " + fifo + ": is a FIFO (named pipe), expected a regular file");
+  // The old reader opened /dev/zero and only then failed to take its size.
+  CHECK(message_of<heed::IoError>([&] { heed::read_idx_images("/dev/zero"); }) ==
+        "read_idx_images: /dev/zero: is a character device, expected a regular file");
+  const auto m3 = message_of<heed::IoError>([&] { heed::read_idx_labels(scratch_dir().string()); });
+  CHECK(contains(m3, "is a directory, expected a regular file"));
 }

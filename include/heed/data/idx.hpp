@@ -3,19 +3,19 @@
 //   images: magic 0x00000803, count, rows, cols, then count*rows*cols pixel bytes
 //   labels: magic 0x00000801, count, then count label bytes
 // A file must be exactly header + payload long: a truncated download or trailing bytes are a
-// FormatError rather than silently wrong data. The payload is read in one read().
+// FormatError rather than silently wrong data. Only regular files are opened, the header is
+// checked against the file's size before the payload is allocated, then read in one pass.
 #include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "../core/error.hpp"
 #include "../core/tensor.hpp"
+#include "../io/regular_file.hpp"
 #include "byte_matrix.hpp"
 
 namespace heed {
@@ -45,21 +45,15 @@ inline std::string file_ctx(const char* fn, const std::string& path) {
   return std::string(fn) + ": " + path + ": ";
 }
 
-// Opens an IDX file and checks its magic and header length. Returns the file size; `header`
-// receives the first `header_len` bytes.
-inline std::uint64_t idx_open(const char* fn, const std::string& path, std::ifstream& in,
+// Opens an IDX file (a regular file only: io::RegularFile refuses directories, FIFOs and
+// devices before reading) and checks its magic and header length. Returns the file size;
+// `header` receives the first `header_len` bytes.
+inline std::uint64_t idx_open(const char* fn, const std::string& path, io::RegularFile& in,
                               std::uint32_t magic, const char* kind, unsigned char* header,
                               std::size_t header_len) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw IoError(file_ctx(fn, path) + "is a directory, expected an IDX file");
-  in.open(path, std::ios::binary);
-  if (!in) throw IoError(file_ctx(fn, path) + "cannot open: " + std::strerror(errno));
-  const std::uint64_t size = std::filesystem::file_size(path, ec);
-  if (ec) throw IoError(file_ctx(fn, path) + "cannot get file size: " + ec.message());
+  const std::uint64_t size = in.size();
   const std::size_t got = static_cast<std::size_t>(std::min<std::uint64_t>(size, header_len));
-  if (!in.read(reinterpret_cast<char*>(header), static_cast<std::streamsize>(got)))
-    throw IoError(file_ctx(fn, path) + "read of the header failed");
+  in.read_exact(header, got, "header");
   if (got >= 4 && be32(header) != magic) {
     std::string msg = file_ctx(fn, path) + "bad magic " + hex32(be32(header)) + " expected " +
                       hex32(magic) + " (" + kind + ")";
@@ -82,19 +76,12 @@ inline void idx_check_length(const char* fn, const std::string& path, std::uint6
                     layout + "), got " + std::to_string(actual) + " (" + what + ")");
 }
 
-inline void idx_read_payload(const char* fn, const std::string& path, std::ifstream& in,
-                             void* dst, std::uint64_t n) {
-  if (!in.read(static_cast<char*>(dst), static_cast<std::streamsize>(n)) ||
-      static_cast<std::uint64_t>(in.gcount()) != n)
-    throw IoError(file_ctx(fn, path) + "read of " + std::to_string(n) + " payload bytes failed");
-}
-
 }  // namespace detail
 
 // An IDX3 image file (magic 0x00000803) -> pixels (N, rows*cols) plus rows and cols.
 inline IdxImages read_idx_images(const std::string& path) {
   constexpr const char* fn = "read_idx_images";
-  std::ifstream in;
+  io::RegularFile in(path, std::string(fn) + ": " + path);
   unsigned char h[16];
   const std::uint64_t size =
       detail::idx_open(fn, path, in, 0x00000803u, "IDX images", h, sizeof h);
@@ -117,7 +104,7 @@ inline IdxImages read_idx_images(const std::string& path) {
   out.rows = static_cast<int>(r);
   out.cols = static_cast<int>(c);
   out.pixels.resize(static_cast<Index>(n), static_cast<Index>(per_image));
-  detail::idx_read_payload(fn, path, in, out.pixels.data(), payload);
+  in.read_exact(out.pixels.data(), payload, "payload");
   return out;
 }
 
@@ -127,7 +114,7 @@ inline Labels read_idx_labels(const std::string& path, int num_classes = 10) {
   if (num_classes < 1 || num_classes > 256)
     throw ValueError(std::string(fn) + ": num_classes expected in [1, 256], got " +
                      std::to_string(num_classes));
-  std::ifstream in;
+  io::RegularFile in(path, std::string(fn) + ": " + path);
   unsigned char h[8];
   const std::uint64_t size = detail::idx_open(fn, path, in, 0x00000801u, "IDX labels", h, sizeof h);
   const std::uint64_t n = detail::be32(h + 4);
@@ -135,7 +122,7 @@ inline Labels read_idx_labels(const std::string& path, int num_classes = 10) {
   detail::idx_check_length(fn, path, 8 + n, size,
                            "8-byte header + " + std::to_string(n) + " labels");
   ByteMatrix raw(static_cast<Index>(n), 1);
-  detail::idx_read_payload(fn, path, in, raw.data(), n);
+  in.read_exact(raw.data(), n, "payload");
   Labels labels(static_cast<Index>(n));
   for (Index i = 0; i < labels.size(); ++i) {
     const int v = raw(i, 0);

@@ -15,7 +15,8 @@
 //
 // Loading is all-or-nothing: the file is fully validated (see checkpoint_format.hpp) and every
 // bound tensor's name and shape checked before any value is assigned, so a failed load leaves
-// the model untouched. A float file loads into a double model and vice versa (values are
+// the model untouched. Memory: the file is read once into memory and bound tensors are filled
+// straight from it; entries nothing binds are validated but never decoded (8 bytes each). A float file loads into a double model and vice versa (values are
 // converted; double -> float rounds to nearest).
 //
 // Decoded values are validated in that first phase too: a value() bound to an integer must be
@@ -30,9 +31,11 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <vector>
 
 #include "../core/module.hpp"
@@ -105,7 +108,20 @@ class Checkpoint {
   void save(const std::string& path) const {
     check_unique("save: '" + path + "'");
     check_names("save: '" + path + "'");
-    io::Writer<T> w;
+    std::vector<std::string> gens;
+    for (const auto& g : generators_) {
+      std::ostringstream os;
+      os << g.g->engine();
+      gens.push_back(os.str());
+    }
+    // The file's exact size up front, so its one buffer never reallocates (a growing buffer
+    // would briefly hold two copies).
+    std::size_t size = 0;
+    for (const auto& t : tensors_) size += io::Writer<T>::tensor_size(t.name, t.m->size());
+    for (const auto& s : scalars_) size += io::Writer<T>::bytes_size(s.name, sizeof(double));
+    for (std::size_t i = 0; i < gens.size(); ++i)
+      size += io::Writer<T>::bytes_size(generators_[i].name, gens[i].size());
+    io::Writer<T> w(size);
     for (const auto& t : tensors_) w.tensor(t.name, *t.m);
     for (const auto& s : scalars_) {
       // Scalars go in as double regardless of T (epochs and counters must stay exact).
@@ -114,32 +130,53 @@ class Checkpoint {
       std::memcpy(b.data(), &v, sizeof v);
       w.bytes(s.name, b);
     }
-    for (const auto& g : generators_) {
-      std::ostringstream os;
-      os << g.g->engine();
-      w.bytes(g.name, os.str());
-    }
+    for (std::size_t i = 0; i < gens.size(); ++i) w.bytes(generators_[i].name, gens[i]);
     w.write(path);
   }
 
   void load(const std::string& path) {
     check_unique("load: '" + path + "'");
-    const io::Entries file = io::read_file(path);
-    // Phase 1: check that every bound name exists with the right kind and shape, and that the
-    // file has nothing in the bound namespaces that is not bound (a model with other layers).
-    std::vector<std::string> wanted;
-    auto find = [&](const std::string& name, bool tensor) -> const io::Entry& {
-      const auto it = file.find(name);
-      if (it == file.end())
+    const io::Image img = io::read_image(path);
+    // Phase 0: one walk over the file (validating every entry) keeps a view of each bound
+    // entry; an unbound one is only checked against the bound namespaces ("model.", ...), so
+    // entries nobody binds cost no memory. A file with something in a bound namespace that is
+    // not bound (a model with other layers) is refused below.
+    const std::size_t nt = tensors_.size(), ns = scalars_.size();
+    std::unordered_map<std::string_view, std::size_t> slot;  // bound name -> index in `found`
+    std::vector<std::string_view> spaces;                    // bound namespaces
+    auto bind = [&](const std::string& name, std::size_t i) {
+      slot.emplace(name, i);
+      if (const auto dot = name.find('.'); dot != std::string::npos) {
+        const std::string_view sp = std::string_view(name).substr(0, dot);
+        if (std::find(spaces.begin(), spaces.end(), sp) == spaces.end()) spaces.push_back(sp);
+      }
+    };
+    for (std::size_t i = 0; i < nt; ++i) bind(tensors_[i].name, i);
+    for (std::size_t i = 0; i < ns; ++i) bind(scalars_[i].name, nt + i);
+    for (std::size_t i = 0; i < generators_.size(); ++i) bind(generators_[i].name, nt + ns + i);
+    std::vector<std::optional<io::EntryView>> found(slot.size());
+    std::string stray;  // the first (by name) entry in a bound namespace that nothing binds
+    img.scan(path, [&](const io::EntryView& e) {
+      if (const auto it = slot.find(e.name); it != slot.end()) {
+        found[it->second] = e;
+      } else if (stray.empty() || e.name < stray) {
+        const std::string_view sp = e.name.substr(0, e.name.find('.'));
+        if (std::find(spaces.begin(), spaces.end(), sp) != spaces.end()) stray = e.name;
+      }
+    });
+    // Phase 1: check that every bound name exists with the right kind and shape, and that its
+    // value is valid; nothing is assigned yet.
+    auto find = [&](const std::string& name, std::size_t i, bool tensor) -> const io::EntryView& {
+      if (!found[i])
         throw FormatError("load: '" + path + "' has no entry '" + io::printable_name(name) + "'");
-      if (it->second.is_tensor != tensor)
+      if (found[i]->is_tensor != tensor)
         throw FormatError("load: '" + path + "': entry '" + io::printable_name(name) +
                           "' is not a " + (tensor ? "tensor" : "value"));
-      wanted.push_back(name);
-      return it->second;
+      return *found[i];
     };
-    for (const auto& t : tensors_) {
-      const auto& e = find(t.name, true);
+    for (std::size_t i = 0; i < nt; ++i) {
+      const auto& t = tensors_[i];
+      const auto& e = find(t.name, i, true);
       if (e.rows != t.m->rows() || e.cols != t.m->cols())
         throw FormatError("load: '" + path + "': tensor '" + io::printable_name(t.name) +
                           "' expected " + detail::shape_str(t.m->rows(), t.m->cols()) +
@@ -147,52 +184,40 @@ class Checkpoint {
       if (t.check) {
         // Validated as it would be assigned (converted to T), one tensor at a time.
         Matrix<T> v(t.m->rows(), t.m->cols());
-        for (Index i = 0; i < v.size(); ++i) v.data()[i] = static_cast<T>(e.values[i]);
+        e.copy_to(v.data());
         if (const std::string what = t.check(v); !what.empty())
           throw FormatError("load: '" + path + "': entry '" + io::printable_name(t.name) +
                             "' is invalid: " + what);
       }
     }
-    for (const auto& s : scalars_) {
-      const auto& e = find(s.name, false);
-      if (e.bytes.size() != sizeof(double))
+    std::vector<double> values(ns);
+    for (std::size_t i = 0; i < ns; ++i) {
+      const auto& s = scalars_[i];
+      const auto& e = find(s.name, nt + i, false);
+      if (e.data.size() != sizeof(double))
         throw FormatError("load: '" + path + "': value '" + io::printable_name(s.name) +
                           "' is not 8 bytes");
-      double v;
-      std::memcpy(&v, e.bytes.data(), sizeof v);
-      if (const std::string what = s.check(v); !what.empty())
+      std::memcpy(&values[i], e.data.data(), sizeof(double));
+      if (const std::string what = s.check(values[i]); !what.empty())
         throw FormatError("load: '" + path + "': value '" + io::printable_name(s.name) + "' = " +
-                          number(v) + " is invalid: " + what);
+                          number(values[i]) + " is invalid: " + what);
     }
     std::vector<Generator> restored;
-    for (const auto& g : generators_) {
-      std::istringstream is(find(g.name, false).bytes);
+    for (std::size_t i = 0; i < generators_.size(); ++i) {
+      const auto& g = generators_[i];
+      std::istringstream is(std::string(find(g.name, nt + ns + i, false).data));
       Generator copy;
       is >> copy.engine();
       if (!is) throw FormatError("load: '" + path + "': generator state '" + io::printable_name(g.name) +
                           "' is malformed");
       restored.push_back(copy);
     }
-    for (const auto& [name, e] : file) {
-      const auto dot = name.find('.');
-      const std::string ns = name.substr(0, dot);
-      const bool bound_ns = std::any_of(wanted.begin(), wanted.end(), [&](const std::string& w) {
-        return w.compare(0, ns.size() + 1, ns + ".") == 0;
-      });
-      if (bound_ns && std::find(wanted.begin(), wanted.end(), name) == wanted.end())
-        throw FormatError("load: '" + path + "' has entry '" + io::printable_name(name) +
-                          "' that the model does not have (different architecture?)");
-    }
-    // Phase 2: assign.
-    for (const auto& t : tensors_) {
-      const auto& e = file.at(t.name);
-      for (Index i = 0; i < t.m->size(); ++i) t.m->data()[i] = static_cast<T>(e.values[i]);
-    }
-    for (const auto& s : scalars_) {
-      double v;
-      std::memcpy(&v, file.at(s.name).bytes.data(), sizeof v);
-      s.set(v);
-    }
+    if (!stray.empty())
+      throw FormatError("load: '" + path + "' has entry '" + io::printable_name(stray) +
+                        "' that the model does not have (different architecture?)");
+    // Phase 2: assign, straight from the file image into the bound tensors.
+    for (std::size_t i = 0; i < nt; ++i) found[i]->copy_to(tensors_[i].m->data());
+    for (std::size_t i = 0; i < ns; ++i) scalars_[i].set(values[i]);
     for (std::size_t i = 0; i < generators_.size(); ++i) *generators_[i].g = restored[i];
   }
 
