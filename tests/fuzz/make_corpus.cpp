@@ -1,6 +1,8 @@
 // Writes the seed corpora under tests/fuzz/corpus/ (run from the repository root):
 //   g++ -std=c++20 -Iinclude -I/usr/include/eigen3 tests/fuzz/make_corpus.cpp -o /tmp/mc && /tmp/mc
 // A few valid files and near-misses per target, each tiny.
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <heed/heed.hpp>
@@ -44,6 +46,34 @@ std::string checkpoint() {
   return img;
 }
 
+// A payload (entry count + entries) from decoded entries, names written as they are (no
+// checks), so seeds can hold what heed's Writer refuses. Tensors are written as float.
+std::string payload(const heed::io::Entries& es, std::uint64_t count_override = 0) {
+  std::string out;
+  auto put_raw = [&](auto v) { out.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  put_raw(std::uint64_t{count_override ? count_override : es.size()});
+  for (const auto& [name, e] : es) {
+    put_raw(std::uint32_t{e.is_tensor ? 0u : 1u});
+    put_raw(static_cast<std::uint32_t>(name.size()));
+    out += name;
+    if (e.is_tensor) {
+      put_raw(static_cast<std::uint64_t>(e.rows));
+      put_raw(static_cast<std::uint64_t>(e.cols));
+      for (double v : e.values) put_raw(static_cast<float>(v));
+    } else {
+      put_raw(static_cast<std::uint64_t>(e.bytes.size()));
+      out += e.bytes;
+    }
+  }
+  return out;
+}
+
+std::string double_bytes(double v) {
+  std::string b(8, '\0');
+  std::memcpy(b.data(), &v, 8);
+  return b;
+}
+
 }  // namespace
 
 int main() {
@@ -71,4 +101,60 @@ int main() {
   bad[40] ^= 1;
   put(root / "checkpoint/bad_crc", char(0) + bad);
   put(root / "checkpoint/truncated", char(0) + f.substr(0, 40));
+  put(root / "idx_images/gzip", std::string("\x1f\x8b\x08\x00", 4) + images(1, 2, 2).substr(4));
+  put(root / "idx_labels/gzip", std::string("\x1f\x8b\x08\x00", 4) + labels(3, 10).substr(4));
+  put(root / "idx_labels/huge_count", be32(0x801) + be32(0xFFFFFFFF) + "abc" + char(9));
+
+  // Near-misses of the reliability issue, as payloads (mode 1: the target adds a valid header).
+  const heed::io::Entries base = heed::io::parse(f, "seed");
+  auto seed = [&](const std::string& name, const heed::io::Entries& es, std::uint64_t count = 0) {
+    put(root / ("checkpoint/" + name), char(1) + payload(es, count));
+  };
+  auto with = [&](const std::string& key, auto edit) {
+    heed::io::Entries es = base;
+    if (!es.count(key)) throw std::runtime_error("make_corpus: the fixture has no entry " + key);
+    edit(es.at(key));
+    return es;
+  };
+  // Decoded values out of range for their binding (validated before anything is assigned).
+  seed("count_1e300", with("train.count", [](auto& e) { e.bytes = double_bytes(1e300); }));
+  seed("count_nan", with("train.count", [](auto& e) { e.bytes = double_bytes(NAN); }));
+  seed("count_minus_3e9", with("train.count", [](auto& e) { e.bytes = double_bytes(-3e9); }));
+  seed("count_fraction", with("train.count", [](auto& e) { e.bytes = double_bytes(2.5); }));
+  seed("step_minus_1", with("optimizer.step", [](auto& e) { e.values = {-1.0}; }));
+  seed("lr_nan", with("optimizer.lr", [](auto& e) { e.values = {NAN}; }));
+  seed("exp_avg_sq_negative", with("optimizer.0.weight.exp_avg_sq", [](auto& e) { e.values[0] = -1; }));
+  seed("exp_avg_sq_inf", with("optimizer.0.weight.exp_avg_sq", [](auto& e) { e.values[0] = INFINITY; }));
+  seed("generator_garbage", with("train.shuffle", [](auto& e) { e.bytes = "12 34 not a state"; }));
+  seed("value_as_tensor", with("train.epoch", [](auto& e) {
+    e.is_tensor = true; e.rows = 1; e.cols = 1; e.values = {1.0}; e.bytes.clear(); }));
+  seed("tensor_wrong_shape", with("model.0.bias", [](auto& e) { e.cols = 3; e.values.push_back(0); }));
+  // Names: control characters, NUL, a long name, an entry the model does not have, one missing.
+  {
+    heed::io::Entries es = base;
+    es[std::string("train.a\0b", 9)] = es["train.epoch"];
+    seed("name_nul", es);
+    es = base;
+    es["train.\x1b]0;title\x07"] = es["train.epoch"];
+    seed("name_escape", es);
+    es = base;
+    es["model." + std::string(300, 'x')] = es["model.0.bias"];
+    seed("name_long", es);
+    es = base;
+    es["model.9.weight"] = es["model.0.bias"];
+    seed("stray_entry", es);
+    es = base;
+    es.erase("model.0.bias");
+    seed("missing_entry", es);
+  }
+  // Structure: a duplicate name (the map cannot hold one: the count claims one entry more and
+  // the last entry is appended again) and an entry count that cannot fit.
+  {
+    std::string p = payload(base, base.size() + 1);
+    heed::io::Entries last;
+    last.insert(*base.rbegin());
+    p += payload(last).substr(8);
+    put(root / "checkpoint/duplicate_name", char(1) + p);
+    seed("count_huge", base, 1ull << 40);
+  }
 }
