@@ -3,6 +3,7 @@
 // killed writers removed while those of live writers and every look-alike name are kept.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <heed/io.hpp>
 #include <heed/layers.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/scratch.hpp"
@@ -122,6 +124,43 @@ TEST_CASE("replacing a file as root keeps its owner and group") {
   CHECK(st.st_uid == 65534);
   CHECK(st.st_gid == 65534);
   CHECK((st.st_mode & 0777) == 0640);
+}
+
+TEST_CASE("a group that cannot be kept gets no more access than others") {
+  if (::geteuid() != 0) {
+    MESSAGE("skipped: needs root to drop to another user");
+    return;
+  }
+  const fs::path dir = fresh_dir("group_lost");
+  REQUIRE(::chmod(dir.c_str(), 0777) == 0);
+  const fs::path p = dir / "model.bin";
+  for (const auto& [before, after] : {std::pair<mode_t, mode_t>{0640, 0600}, {0664, 0644}, {0606, 0606}, {0674, 0644}}) {
+    CAPTURE(before);
+    spit(p, "old");
+    REQUIRE(::chown(p.c_str(), 65534, 0) == 0);  // the saver's file, in a group it is not in
+    REQUIRE(::chmod(p.c_str(), before) == 0);
+    const pid_t c = ::fork();
+    REQUIRE(c >= 0);
+    if (c == 0) {
+      if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+      try {
+        write_file_atomic(p.string(), "new");
+      } catch (...) {
+        ::_exit(1);
+      }
+      ::_exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(c, &status, 0) == c);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    CHECK(slurp(p) == "new");
+    CHECK(st.st_uid == 65534);
+    CHECK(st.st_gid == 65534);  // not group 0: an unprivileged user cannot give it away
+    CHECK((st.st_mode & 0777) == after);
+  }
 }
 
 TEST_CASE("a new file gets 0666 minus the umask, like open(O_CREAT)") {

@@ -10,8 +10,8 @@
 //    fchmod'ed before any byte is written, so the data is never readable by more users than
 //    the old file allowed. Owner and group are kept when the process may set them (root; or a
 //    group the user belongs to); otherwise the file is owned by the saving user, as any newly
-//    created file is, and if the group could not be kept its group bits are made equal to the
-//    "other" bits so a different group never gains access (vim's rule). ACLs and extended
+//    created file is, and if the group could not be kept its group bits are cut to those that
+//    "other" also has, so no member of the new group can gain access. ACLs and extended
 //    attributes are not copied. A new file gets 0666 filtered by the umask (and the directory's
 //    default ACL, if any): the temporary is created with open(O_CREAT, 0666), so the kernel
 //    applies the umask exactly as for any open(). This reads no process-global state, so it
@@ -260,7 +260,7 @@ inline void write_file_atomic(const std::string& path, std::string_view bytes) {
       // Not permitted (not root): the saving user owns the new file, as with any new file.
     }
     mode_t mode = st.st_mode & 0777;
-    if (!group_kept) mode = (mode & 0707) | ((mode & 07) << 3);
+    if (!group_kept) mode &= 0707 | ((mode & 07) << 3);  // group bits: only those "other" has too
     if (::fchmod(fd, mode) != 0) fail("setting the permissions of");
   }
 
