@@ -149,7 +149,7 @@ TEST_CASE("a failed write (file size limit, as a full disk) leaves the previous 
   setrlimit(RLIMIT_FSIZE, &old);
   CHECK(slurp(path) == before);
   for (const auto& e : fs::directory_iterator(path.parent_path()))
-    CHECK(e.path().filename().string().find("keep.heed.tmp") == std::string::npos);
+    CHECK(e.path().filename().string().find("keep.heed.heed-tmp.") == std::string::npos);
   auto c = net<float>(3, 64);
   heed::load(c, path.string());
   CHECK(same_params(a, c));
