@@ -337,3 +337,61 @@ TEST_CASE("a huge entry name is cut in messages; bytes outside printable ASCII a
   msg = message_of([&] { heed::Checkpoint<double>().tensor("model.a\\x00", m).load(path); });
   CHECK(msg.find("has no entry 'model.a\\x5cx00'") != std::string::npos);
 }
+
+TEST_CASE_TEMPLATE("scheduler and early-stopping counters are validated before loading", T, float, double) {
+  const std::string path = tmp("sched_state.heed");
+  heed::Linear<T> lin(2, 2);
+  heed::SGD<T> opt(lin.parameters(), {.lr = T(0.1)});
+  heed::StepLR<T> sched(opt, {.step_size = 2});
+  heed::ReduceLROnPlateau<T> plateau(opt);
+  heed::EarlyStopping<T> early;
+  for (int e = 0; e < 3; ++e) {
+    sched.step();
+    plateau.step(T(1));
+    early.step(T(1));
+  }
+  auto ck = [&](heed::StepLR<T>& s, heed::ReduceLROnPlateau<T>& p, heed::EarlyStopping<T>& es) {
+    return heed::Checkpoint<T>().optimizer(s, "scheduler").optimizer(p, "plateau").optimizer(es, "early");
+  };
+  ck(sched, plateau, early).save(path);
+  struct Case {
+    const char* entry;
+    double v;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {"scheduler.last_epoch", 1e30, "StepLR last_epoch must be a whole number in [0, 2^53], got 1e+30"},
+      {"scheduler.last_epoch", -1, "got -1"},
+      {"scheduler.last_epoch", 2.5, "got 2.5"},
+      {"plateau.cooldown_counter", kNaN, "ReduceLROnPlateau cooldown_counter must be a whole number"},
+      {"plateau.best", kNaN, "ReduceLROnPlateau best must not be NaN"},
+      {"early.best_epoch", -2, "EarlyStopping best_epoch must be a whole number in [-1, 2^53], got -2"},
+      {"early.num_bad_epochs", kInf, "EarlyStopping num_bad_epochs"},
+      {"early.best", kNaN, "EarlyStopping best must not be NaN"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.entry);
+    ck(sched, plateau, early).save(path);
+    tamper(path, c.entry, {c.v});
+    heed::SGD<T> opt2(lin.parameters(), {.lr = T(0.1)});
+    heed::StepLR<T> s2(opt2, {.step_size = 2});
+    heed::ReduceLROnPlateau<T> p2(opt2);
+    heed::EarlyStopping<T> e2;
+    const std::string msg = message_of([&] { ck(s2, p2, e2).load(path); });
+    CHECK(msg.find("entry '" + std::string(c.entry) + "' is invalid: ") != std::string::npos);
+    CHECK(msg.find(c.needle) != std::string::npos);
+    CHECK(s2.last_epoch() == 0);
+    CHECK(e2.epochs() == 0);
+    CHECK(e2.best_epoch() == -1);
+  }
+  // The untampered file loads.
+  ck(sched, plateau, early).save(path);
+  heed::SGD<T> opt3(lin.parameters(), {.lr = T(0.1)});
+  heed::StepLR<T> s3(opt3, {.step_size = 2});
+  heed::ReduceLROnPlateau<T> p3(opt3);
+  heed::EarlyStopping<T> e3;
+  ck(s3, p3, e3).load(path);
+  CHECK(s3.last_epoch() == 3);
+  CHECK(e3.epochs() == 3);
+  CHECK(e3.best_epoch() == 0);
+}

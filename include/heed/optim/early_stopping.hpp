@@ -21,6 +21,7 @@
 
 #include "mode.hpp"
 #include "optimizer.hpp"
+#include "state_check.hpp"
 
 namespace heed {
 
@@ -81,6 +82,12 @@ class EarlyStopping {
   typename Optimizer<T>::State state() {
     return {{"best", &best_}, {"best_epoch", &best_epoch_}, {"num_bad_epochs", &bad_},
             {"epochs", &epoch_}};
+  }
+  // For Checkpoint::load: the counters are whole numbers (best_epoch >= -1, the others >= 0),
+  // and best is not NaN.
+  std::string validate_state(const std::string& name, const Matrix<T>& v) const {
+    if (name == "best") return detail::metric_problem("EarlyStopping", name, v);
+    return detail::counter_problem("EarlyStopping", name, v, name == "best_epoch" ? -1 : 0);
   }
 
  private:

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "optimizer.hpp"
+#include "state_check.hpp"
 
 namespace heed {
 
@@ -73,6 +74,10 @@ class LRScheduler {
   // {"last_epoch", (1, 1)} for checkpointing, like Optimizer::state(). The optimizer's own state
   // holds the lr, so restoring both resumes exactly.
   State state() { return {{"last_epoch", &epoch_}}; }
+  // For Checkpoint::load: last_epoch must be a whole number >= 0.
+  std::string validate_state(const std::string& name, const Matrix<T>& v) const {
+    return name == "last_epoch" ? detail::counter_problem(cls_, name, v) : std::string();
+  }
 
  protected:
   LRScheduler(Optimizer<T>& opt, const char* cls) : cls_(cls), opt_(opt), epoch_(Matrix<T>::Zero(1, 1)) {

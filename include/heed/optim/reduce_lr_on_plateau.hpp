@@ -16,6 +16,7 @@
 
 #include "mode.hpp"
 #include "optimizer.hpp"
+#include "state_check.hpp"
 
 namespace heed {
 
@@ -88,6 +89,11 @@ class ReduceLROnPlateau {
   State state() {
     return {{"best", &best_}, {"num_bad_epochs", &bad_}, {"cooldown_counter", &cooldown_},
             {"last_epoch", &epoch_}};
+  }
+  // For Checkpoint::load: the counters are whole numbers >= 0 and best is not NaN.
+  std::string validate_state(const std::string& name, const Matrix<T>& v) const {
+    if (name == "best") return detail::metric_problem("ReduceLROnPlateau", name, v);
+    return detail::counter_problem("ReduceLROnPlateau", name, v);
   }
 
  private:
