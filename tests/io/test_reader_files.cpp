@@ -202,3 +202,20 @@ TEST_CASE("checkpoint save and load hold one copy of the file") {
   CHECK(peak.bytes() < fsize + fsize / 8);
   CHECK(back.weight() == small.weight().cast<double>());
 }
+
+TEST_CASE_TEMPLATE("empty tensors save and load (found by fuzzing: memcpy to a null pointer)", T, float, double) {
+  // An empty Eigen matrix has data() == nullptr; the reader must not memcpy into it (UBSan in
+  // the asan preset reports that, even for 0 bytes).
+  const std::string path = tmp("reader_empty.heed");
+  Matrix<T> empty(0, 3), also(3, 0), back(0, 3), back2(3, 0);
+  heed::Checkpoint<T>().tensor("model.e", empty).tensor("model.f", also).save(path);
+  heed::Checkpoint<T>().tensor("model.e", back).tensor("model.f", back2).load(path);
+  CHECK(back.rows() == 0);
+  CHECK(back2.cols() == 0);
+  // And from a file of the other scalar type (the converting path).
+  using U = std::conditional_t<sizeof(T) == 4, double, float>;
+  Matrix<U> other(0, 3), other2(3, 0);
+  heed::Checkpoint<U>().tensor("model.e", other).tensor("model.f", other2).save(path);
+  heed::Checkpoint<T>().tensor("model.e", back).tensor("model.f", back2).load(path);
+  CHECK(back.size() == 0);
+}

@@ -210,6 +210,7 @@ struct EntryView {
   template <class T>
   void copy_to(T* dst) const {
     const Index n = rows * cols;
+    if (n == 0) return;  // dst may be null (an empty Eigen matrix), memcpy's arguments may not
     if (scalar == sizeof(T)) {
       std::memcpy(dst, data.data(), data.size());
     } else {
