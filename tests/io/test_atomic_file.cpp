@@ -264,7 +264,7 @@ TEST_CASE("a directory, a FIFO or a link to a directory is refused before anythi
   CHECK(fs::is_directory(sub));
   const fs::path fifo = dir / "pipe.bin";
   REQUIRE(::mkfifo(fifo.c_str(), 0644) == 0);
-  CHECK_THROWS_WITH_AS(write_file_atomic(fifo.string(), "x"), doctest::Contains("is a FIFO, not a regular file"),
+  CHECK_THROWS_WITH_AS(write_file_atomic(fifo.string(), "x"), doctest::Contains("is a FIFO (named pipe), not a regular file"),
                        heed::IoError);
   CHECK(fs::is_fifo(fs::symlink_status(fifo)));
   const fs::path link = dir / "dirlink.bin";

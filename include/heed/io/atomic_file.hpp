@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "regular_file.hpp"  // file_kind
 
 namespace heed::io {
 
@@ -143,15 +144,6 @@ inline void remove_stale_temps(int dirfd, const std::string& base) {
   }
 }
 
-inline const char* file_kind(mode_t m) {
-  if (S_ISDIR(m)) return "a directory";
-  if (S_ISFIFO(m)) return "a FIFO";
-  if (S_ISSOCK(m)) return "a socket";
-  if (S_ISCHR(m)) return "a character device";
-  if (S_ISBLK(m)) return "a block device";
-  return "not a regular file";
-}
-
 class FdCloser {
  public:
   explicit FdCloser(int fd) : fd_(fd) {}
@@ -198,7 +190,7 @@ inline void write_file_atomic(const std::string& path, std::string_view bytes) {
         throw IoError(err_prefix + "cannot stat " + shown + ": " + std::strerror(errno));
     }
     if (!S_ISREG(st.st_mode))
-      throw IoError(err_prefix + shown + " is " + detail::file_kind(st.st_mode) +
+      throw IoError(err_prefix + shown + " is " + file_kind(st.st_mode) +
                     ", not a regular file; refusing to replace it");
   } else if (errno != ENOENT) {
     throw IoError(err_prefix + "cannot stat '" + path + "': " + std::strerror(errno));
