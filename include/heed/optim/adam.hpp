@@ -126,9 +126,9 @@ class Adam : public Optimizer<T> {
     }
   }
 
-  // Would update(t) make exp_avg_sq or exp_avg non-finite? A prescan of max |g| per tensor
-  // (g = grad + l2 * p, as in update()) against detail::ema_grad_limit() clears normal steps;
-  // only a tensor above the limit (a gradient near 1.8e19 in float, or NaN/inf) is re-checked
+  // Would update(t) make exp_avg_sq or exp_avg non-finite? A prescan bounding max |g| per
+  // tensor (g = grad + l2 * p, as in update(); detail::grad_within) against
+  // detail::ema_grad_limit() clears normal steps; only a tensor above the limit (a gradient near 1.8e19 in float, or NaN/inf) is re-checked
   // exactly, element by element, with update()'s own arithmetic, so a gradient that does not
   // overflow is never refused. v within 16 ulps of max<T> is refused too, so that a contracted
   // multiply-add in update() cannot overflow where this check did not. max_exp_avg_sq is
