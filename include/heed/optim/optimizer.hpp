@@ -245,17 +245,19 @@ class Optimizer {
     const std::string who = p.name.empty() ? "parameter " + std::to_string(i) : "'" + p.name + "'";
     const std::string grad = l2 ? "gradient + weight_decay * weight" : "gradient";
     const double gd = static_cast<double>(g);
-    const std::string why =
-        std::isfinite(gd)
-            ? grad + " element " + std::to_string(j) + " has magnitude " +
-                  detail::num_str(std::abs(gd)) + ", too large for " +
-                  (std::is_same_v<T, float> ? "float" : "double") + " (the buffer would overflow)"
-            : grad + " element " + std::to_string(j) + " is " + detail::num_str(gd) +
-                  " (check_finite catches this before step())";
-    return NumericError(std::string(cls()) + ": step " + std::to_string(t) + " would make " +
-                        buffer + " of " + who + " non-finite: " + why +
-                        "; refused, weights and state are unchanged. Clip gradients before "
-                        "step(), e.g. heed::clip_grad_norm_(params, 1.0), or skip this batch");
+    const std::string head = std::string(cls()) + ": step " + std::to_string(t) + " would make " +
+                             buffer + " of " + who + " non-finite: " + grad + " element " +
+                             std::to_string(j);
+    const std::string kept = "; refused, weights and state are unchanged. ";
+    if (!std::isfinite(gd))
+      return NumericError(head + " is " + detail::num_str(gd) + kept +
+                          "Skip this batch, or find its source: heed::check_finite before "
+                          "step() names the module");
+    return NumericError(head + " has magnitude " + detail::num_str(std::abs(gd)) +
+                        ", too large for " + (std::is_same_v<T, float> ? "float" : "double") +
+                        " (the buffer would overflow)" + kept +
+                        "Clip gradients before step(), e.g. heed::clip_grad_norm_(params, 1.0), "
+                        "or skip this batch");
   }
 
   // Subclasses add their buffers, e.g. s.push_back({key(i) + ".exp_avg", &m_[i]}).
