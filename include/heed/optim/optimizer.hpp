@@ -11,11 +11,12 @@
 // The step counter is kept in a T tensor so io::Checkpoint stores it with the rest; it is exact
 // up to 2^24 steps in float.
 //
-// step() never writes a non-finite value into a running average of the gradient: an update that
-// would (Adam's exp_avg_sq after a gradient above ~1.8e19 in float, whose square overflows; any
-// NaN or inf gradient) is refused with a NumericError before any weight or buffer changes, so
-// training can go on with the next batch and a checkpoint saved afterwards still loads. See
-// check_update() and detail::ema_grad_limit().
+// Adam's, AdamW's and RMSprop's step() never write a non-finite value into a running average of
+// the gradient: an update that would (exp_avg_sq after a gradient above ~1.8e19 in float, whose
+// square overflows; any NaN or inf gradient) is refused with a NumericError before any weight or
+// buffer changes, so training can go on with the next batch and a checkpoint saved afterwards
+// still loads. Weights are assumed finite (a NaN weight is only seen through weight_decay). See
+// check_update() and detail::ema_grad_limit(); SGD has no such check (see sgd.hpp).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
