@@ -12,9 +12,15 @@
 //
 // AdamW is Adam with the decay mode switched, one update routine for both. The bias corrections
 // are computed in double (as PyTorch does in Python) and rounded to T once.
+//
+// Unlike PyTorch, a step that would make m or v non-finite (|g| above ~1.8e19 in float squares
+// past the float range; a NaN or inf g) throws NumericError before anything changes, instead of
+// leaving v = inf, which freezes the weight for good (m / sqrt(v) = 0) and poisons checkpoints.
+// See check_update().
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -116,6 +122,36 @@ class Adam : public Optimizer<T> {
         } else {
           p -= step_size * (m / (v.sqrt() * inv_bc2_sqrt + eps));
         }
+      }
+    }
+  }
+
+  // Would update(t) make exp_avg_sq or exp_avg non-finite? A prescan bounding max |g| per
+  // tensor (g = grad + l2 * p, as in update(); detail::grad_within) against
+  // detail::ema_grad_limit() clears normal steps; only a tensor above the limit (a gradient near 1.8e19 in float, or NaN/inf) is re-checked
+  // exactly, element by element, with update()'s own arithmetic, so a gradient that does not
+  // overflow is never refused. v within 16 ulps of max<T> is refused too, so that a contracted
+  // multiply-add in update() cannot overflow where this check did not. max_exp_avg_sq is
+  // max(max_exp_avg_sq, v): finite when v is.
+  void check_update(std::int64_t t) const override {
+    const T beta1 = o_.betas[0], beta2 = o_.betas[1];
+    const T l2 = decoupled_ ? T(0) : o_.weight_decay;
+    const T lim = std::min(detail::ema_grad_limit(beta2, 2), detail::ema_grad_limit(beta1, 1));
+    const T top = std::numeric_limits<T>::max() / (1 + 16 * std::numeric_limits<T>::epsilon());
+    for (std::size_t i = 0; i < this->params_.size(); ++i) {
+      const Matrix<T>& param = *this->params_[i].value;
+      const Matrix<T>& grad = *this->params_[i].grad;
+      if (detail::grad_within(grad, param, l2, lim)) continue;
+      const T* pd = param.data();
+      const T* gd = grad.data();
+      const T* md = m_[i].data();
+      const T* vd = v_[i].data();
+      for (Index j = 0; j < grad.size(); ++j) {
+        const T g = gd[j] + l2 * pd[j];
+        const T v = beta2 * vd[j] + (T(1) - beta2) * (g * g);
+        const T m = beta1 * md[j] + (T(1) - beta1) * g;
+        if (!(v <= top)) throw this->overflow_error(i, "exp_avg_sq", t, j, g, l2 != T(0));
+        if (!(std::abs(m) <= top)) throw this->overflow_error(i, "exp_avg", t, j, g, l2 != T(0));
       }
     }
   }

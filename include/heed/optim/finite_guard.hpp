@@ -9,6 +9,12 @@
 // Called before step(), so the weights (and the last checkpoint) are still the good ones.
 // Gradients are scanned in backward order (last parameter first), the order in which they were
 // produced, so the message names the module where the problem first showed up.
+//
+// Adam, AdamW and RMSprop also guard themselves: their step() throws NumericError, changing
+// nothing, for a NaN or inf gradient and for a finite spike whose square would overflow a
+// second moment (|g| > ~1.8e19 in float). SGD does not (it keeps no squares); this guard covers
+// it and the loss. For spikes, the remedy is heed::clip_grad_norm_ between backward and step():
+// it clips even a norm whose sum of squares overflows. Or catch the error and skip the batch.
 #include <cmath>
 #include <cstdint>
 #include <string>

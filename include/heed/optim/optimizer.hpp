@@ -10,6 +10,14 @@
 // unique (duplicates are refused) and none is empty, else its index in the list (as in PyTorch).
 // The step counter is kept in a T tensor so io::Checkpoint stores it with the rest; it is exact
 // up to 2^24 steps in float.
+//
+// Adam's, AdamW's and RMSprop's step() never write a non-finite value into a running average of
+// the gradient: an update that would (exp_avg_sq after a gradient above ~1.8e19 in float, whose
+// square overflows; any NaN or inf gradient) is refused with a NumericError before any weight or
+// buffer changes, so training can go on with the next batch and a checkpoint saved afterwards
+// still loads. Weights are assumed finite (a NaN weight is only seen through weight_decay). See
+// check_update() and detail::ema_grad_limit(); SGD has no such check (see sgd.hpp).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -18,6 +26,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -48,6 +57,60 @@ inline void check_nonneg(const char* cls, const char* what, double v) {
   check_hyper(std::isfinite(v) && v >= 0, cls, what, "a finite value >= 0", v);
 }
 
+// Largest gradient magnitude G such that, for every |g| <= G and every finite buffer value b,
+// the running average b' = beta * b + (1 - beta) * x, evaluated in T as
+// fl(fl(beta * b) + fl(fl(1 - beta) * x)) with x = g (power 1) or x = g * g (power 2), stays
+// finite. Negative when no such bound exists (beta so close to 1, or above it, that beta * b may
+// round up past max<T>); the caller then checks element by element.
+//
+// Why it holds: rounding is monotone and max<T> = M is representable, so an operation whose exact
+// result is <= M cannot overflow. With k = 1 + 16 eps (> 1 + u per rounding, and slack for an ulp
+// of difference in g, e.g. a contracted multiply-add, and for this bound's own double arithmetic):
+// fl(beta b) <= beta M k, fl(x) <= X and fl(c x) <= c X k with X = M (1 - beta k) / (c k), so the
+// sum is <= M. For power 2, x = g^2 <= X needs G <= sqrt(X) / k. The bound is conservative only
+// for gradients near sqrt(M) (1.8e19 in float, 1.3e154 in double): far from any normal value.
+template <class T>
+T ema_grad_limit(T beta, int power) {
+  const double M = static_cast<double>(std::numeric_limits<T>::max());
+  const double k = 1 + 16 * static_cast<double>(std::numeric_limits<T>::epsilon());
+  const double b = static_cast<double>(beta), c = static_cast<double>(T(1) - beta);
+  if (!(c > 0)) return T(-1);
+  const double ratio = std::min((1 - b * k) / (c * k), 1 / k);
+  if (!(ratio > 0)) return T(-1);
+  const double X = M * ratio;
+  const double lim = power == 2 ? std::sqrt(X) / k : X / k;
+  T l = static_cast<T>(lim);
+  if (static_cast<double>(l) > lim) l = std::nextafter(l, T(0));
+  return l;
+}
+
+// True if every |grad + l2 * param| <= lim, false for any NaN or inf: the cheap prescan of
+// check_update(). It bounds the max by the sum of |g| over each chunk of 4096 elements (a
+// rounded sum of non-negative terms is >= each term, and NaN and inf propagate): one
+// vectorised reduction, where Eigen's NaN-propagating maxCoeff is not vectorised and costs 3x
+// more. Conservative only when a chunk's sum exceeds lim (1.8e19 in float); the caller then
+// checks element by element, so nothing is refused for that. Chunks are shared over threads for
+// large tensors, like the updates; `param` is not read when l2 is 0.
+template <class T>
+bool grad_within(const Matrix<T>& grad, const Matrix<T>& param, T l2, T lim) {
+  using CMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+  constexpr Index kChunk = 4096;
+  const Index n = grad.size(), chunks = (n + kChunk - 1) / kChunk;
+  const T* gd = grad.data();
+  const T* pd = param.data();
+  Index bad = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) reduction(+ : bad) num_threads(Eigen::nbThreads()) if (n >= 65536)
+#endif
+  for (Index c = 0; c < chunks; ++c) {
+    const Index j0 = c * kChunk, len = std::min(kChunk, n - j0);
+    const CMap g(gd + j0, len);
+    const T sum = l2 == T(0) ? g.abs().sum() : (g + l2 * CMap(pd + j0, len)).abs().sum();
+    bad += !(sum <= lim);
+  }
+  return bad == 0;
+}
+
 }  // namespace detail
 
 template <class T>
@@ -69,9 +132,12 @@ class Optimizer {
     for (auto& p : params_) p.grad->setZero();
   }
 
-  // One update of every parameter from its current grad.
+  // One update of every parameter from its current grad. Throws NumericError, with nothing
+  // changed (weights, buffers, step count), if the update would make a buffer non-finite: see
+  // check_update().
   virtual void step() {
     for (const auto& p : params_) check_grad(p);
+    check_update(step_count() + 1);
     step_(0, 0) += T(1);
     update(step_count());
   }
@@ -165,6 +231,35 @@ class Optimizer {
 
   // The update for step number t (1 for the first step), grads already shape-checked.
   virtual void update(std::int64_t t) = 0;
+
+  // Called by step() before anything changes: throws NumericError (overflow_error()) if
+  // update(t) would write a non-finite value into a buffer. Must not modify anything. The
+  // default checks nothing (SGD: its momentum buffer can only overflow for gradients near
+  // max<T>, which overflow the weights as well; use check_finite for NaN and inf).
+  virtual void check_update(std::int64_t t) const { (void)t; }
+
+  // The NumericError check_update() throws: the update of step t would make `buffer` of
+  // parameter i non-finite because of element j of its gradient, g = grad + l2 * param.
+  NumericError overflow_error(std::size_t i, const char* buffer, std::int64_t t, Index j, T g,
+                              bool l2) const {
+    const auto& p = params_[i];
+    const std::string who = p.name.empty() ? "parameter " + std::to_string(i) : "'" + p.name + "'";
+    const std::string grad = l2 ? "gradient + weight_decay * weight" : "gradient";
+    const double gd = static_cast<double>(g);
+    const std::string head = std::string(cls()) + ": step " + std::to_string(t) + " would make " +
+                             buffer + " of " + who + " non-finite: " + grad + " element " +
+                             std::to_string(j);
+    const std::string kept = "; refused, weights and state are unchanged. ";
+    if (!std::isfinite(gd))
+      return NumericError(head + " is " + detail::num_str(gd) + kept +
+                          "Skip this batch, or find its source: heed::check_finite before "
+                          "step() names the module");
+    return NumericError(head + " has magnitude " + detail::num_str(std::abs(gd)) +
+                        ", too large for " + (std::is_same_v<T, float> ? "float" : "double") +
+                        " (the buffer would overflow)" + kept +
+                        "Clip gradients before step(), e.g. heed::clip_grad_norm_(params, 1.0), "
+                        "or skip this batch");
+  }
 
   // Subclasses add their buffers, e.g. s.push_back({key(i) + ".exp_avg", &m_[i]}).
   virtual void append_state(State& s) = 0;

@@ -9,6 +9,14 @@
 //   else:          p = p - lr * g / denom
 //
 // Unlike SGD, the momentum buffer starts at zero (PyTorch does the same).
+//
+// Unlike PyTorch, a step that would make square_avg (or grad_avg) non-finite, e.g. |g| above
+// ~1.8e19 in float or a NaN/inf g, throws NumericError before anything changes: see Adam's
+// check_update(), which this one mirrors. The momentum buffer accumulates g / denom, bounded by
+// 1 / sqrt(1 - alpha) when not centered; it is not checked.
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,6 +66,28 @@ class RMSprop : public Optimizer<T> {
         apply(i, p, g, (v - a.square()).sqrt() + eps);
       } else {
         apply(i, p, g, v.sqrt() + eps);
+      }
+    }
+  }
+
+  void check_update(std::int64_t t) const override {
+    const T wd = o_.weight_decay, alpha = o_.alpha;
+    T lim = detail::ema_grad_limit(alpha, 2);
+    if (o_.centered) lim = std::min(lim, detail::ema_grad_limit(alpha, 1));
+    const T top = std::numeric_limits<T>::max() / (1 + 16 * std::numeric_limits<T>::epsilon());
+    for (std::size_t i = 0; i < this->params_.size(); ++i) {
+      const Matrix<T>& param = *this->params_[i].value;
+      const Matrix<T>& grad = *this->params_[i].grad;
+      if (detail::grad_within(grad, param, wd, lim)) continue;
+      const T* pd = param.data();
+      const T* gd = grad.data();
+      const T* vd = sq_[i].data();
+      for (Index j = 0; j < grad.size(); ++j) {
+        const T g = gd[j] + wd * pd[j];
+        const T v = alpha * vd[j] + (T(1) - alpha) * (g * g);
+        if (!(v <= top)) throw this->overflow_error(i, "square_avg", t, j, g, wd != T(0));
+        if (o_.centered && !(std::abs(alpha * avg_[i].data()[j] + (T(1) - alpha) * g) <= top))
+          throw this->overflow_error(i, "grad_avg", t, j, g, wd != T(0));
       }
     }
   }

@@ -10,6 +10,10 @@
 //
 // The decayed grad is never stored: it is re-read as the expression g + wd * p, so the update
 // is a few fused element-wise passes and the caller's grads are left untouched.
+//
+// Unlike Adam and RMSprop, step() has no overflow guard: the momentum buffer holds no squares
+// and can only overflow for gradients near max<T>, which overflow the weights anyway. NaN and
+// inf gradients pass through, as in PyTorch; heed::check_finite before step() stops them.
 #include <string>
 #include <utility>
 #include <vector>
