@@ -40,7 +40,11 @@ TEST_CASE("state_dict: keys, order and shapes equal PyTorch's for the same model
   const auto sd = net.state_dict();
   REQUIRE(sd.size() == kTorchStateDict.size());
   std::size_t i = 0;
-  for (const auto& [name, m] : sd) {
+  for (const auto& entry : sd) {
+    // Not a structured binding: CHECK_MESSAGE captures `name` in a lambda, which clang < 16
+    // rejects for bindings (the tsan preset builds with clang 14).
+    const auto& name = entry.first;
+    const auto& m = entry.second;
     const TorchEntry& want = kTorchStateDict[i++];
     CHECK(name == want.name);
     CHECK_MESSAGE(m.rows() == want.rows, name);

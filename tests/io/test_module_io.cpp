@@ -36,7 +36,11 @@ template <class M>
 void check_bit_identical(M& a, M& b) {
   const auto sa = a.state_dict(), sb = b.state_dict();
   REQUIRE(sa.size() == sb.size());
-  for (const auto& [k, v] : sa) {
+  // No structured bindings where a CHECK_MESSAGE names them: doctest evaluates the message in a
+  // lambda, and clang < 16 cannot capture a binding (the tsan preset builds with clang 14).
+  for (const auto& entry : sa) {
+    const auto& k = entry.first;
+    const auto& v = entry.second;
     const Matrix<typename M::Scalar>& w = sb.at(k);
     REQUIRE(w.size() == v.size());
     CHECK_MESSAGE(std::memcmp(w.data(), v.data(), sizeof(typename M::Scalar) * v.size()) == 0, k);
@@ -81,12 +85,12 @@ TEST_CASE("Seq2Seq passes eval() to its children and decoding restores the mode 
   heed::Tokens src(1, 2);
   src << 3, 4;
   m.eval();
-  for (auto& [path, mod] : m.named_modules()) CHECK_MESSAGE(!mod->training(), path);
+  for (auto& e : m.named_modules()) CHECK_MESSAGE(!e.second->training(), e.first);
   m.greedy_decode(src, heed_test::labels({2}), 3);
-  for (auto& [path, mod] : m.named_modules()) CHECK_MESSAGE(!mod->training(), path);
+  for (auto& e : m.named_modules()) CHECK_MESSAGE(!e.second->training(), e.first);
   m.train();
   m.beam_search(src, heed_test::labels({2}), 2, 3);
-  for (auto& [path, mod] : m.named_modules()) CHECK_MESSAGE(mod->training(), path);
+  for (auto& e : m.named_modules()) CHECK_MESSAGE(e.second->training(), e.first);
 }
 
 TEST_CASE("save takes a const or temporary module") {

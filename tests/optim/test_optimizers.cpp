@@ -2,6 +2,7 @@
 // state, and hyperparameter validation.
 #include <cmath>
 #include <limits>
+#include <memory>
 
 #include "helpers.hpp"
 
@@ -216,4 +217,37 @@ TEST_CASE("A grad whose shape differs from its value throws ShapeError") {
   CHECK(p.w == w0);
   CHECK(opt.step_count() == 0);
   expect_error<heed::ShapeError>([&] { heed::SGD<double>(p.params()); }, {"SGD", "(2, 3)", "(3, 2)"});
+}
+
+// Adam shares a tensor of >= 65536 elements out over Eigen's threads in 512-element chunks: the
+// result must be the same bits with 1 and 2 threads. Also the one test that runs that loop with
+// several threads, so the tsan preset checks it for races.
+TEST_CASE("Adam and AdamW: the threaded update is bit-identical to the serial one") {
+  using heed::Index;
+  const auto run = [](int threads, bool decoupled, bool amsgrad) {
+    const int saved = Eigen::nbThreads();
+    Eigen::setNbThreads(threads);
+    Matrix<float> w = Matrix<float>::Zero(300, 256), g(300, 256);  // 76,800 elements
+    for (Index i = 0; i < w.size(); ++i) w.data()[i] = std::sin(0.001f * static_cast<float>(i));
+    std::vector<Parameter<float>> params{{"weight", &w, &g}};
+    std::unique_ptr<heed::Optimizer<float>> opt;
+    if (decoupled)
+      opt = std::make_unique<heed::AdamW<float>>(params, heed::AdamWOptions<float>{.amsgrad = amsgrad});
+    else
+      opt = std::make_unique<heed::Adam<float>>(
+          params, heed::AdamOptions<float>{.weight_decay = 0.1f, .amsgrad = amsgrad});
+    for (int step = 0; step < 3; ++step) {
+      for (Index i = 0; i < g.size(); ++i)
+        g.data()[i] = std::cos(0.01f * static_cast<float>(i * (step + 1)));
+      opt->step();
+    }
+    Eigen::setNbThreads(saved);
+    return w;
+  };
+  for (bool decoupled : {false, true})
+    for (bool amsgrad : {false, true}) {
+      CAPTURE(decoupled);
+      CAPTURE(amsgrad);
+      CHECK(run(1, decoupled, amsgrad) == run(2, decoupled, amsgrad));
+    }
 }
