@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages heed's build, tests, examples and benchmarks need, if missing.
-# Usage: scripts/deps.sh   (as root, or with sudo available)
+# Installs the Debian packages heed's build, tests, examples and benchmarks need, if missing,
+# plus any extra packages named on the command line (the sanitizer and fuzzing scripts' clang).
+# Usage: scripts/deps.sh [EXTRA_PACKAGE...]   (as root, or with sudo available)
 set -euo pipefail
 # libstb-dev: stb_image_write for the examples' PNG files (the library needs only Eigen).
-pkgs=(cmake make g++ libeigen3-dev doctest-dev libbenchmark-dev libstb-dev curl ca-certificates npm)
+pkgs=(cmake make g++ libeigen3-dev doctest-dev libbenchmark-dev libstb-dev curl ca-certificates npm "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,18 +10,7 @@ secs=${1:-60}
 shift || true
 
 # The fuzzing toolchain, on top of the normal build's packages (scripts/deps.sh).
-scripts/deps.sh
-pkgs=(clang-14 libclang-rt-14-dev)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "fuzz: installing ${missing[*]}"
-  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/deps.sh clang-14 libclang-rt-14-dev
 cxx=$(command -v clang++-14 || command -v clang++)
 
 out=build-fuzz

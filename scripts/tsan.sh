@@ -7,20 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/deps.sh
 # clang-14: the compiler; libclang-rt-14-dev: TSan's runtime; libomp-14-dev: LLVM's OpenMP
 # runtime and Archer (libarcher.so), which tells TSan about OpenMP's synchronisation.
-pkgs=(clang-14 libclang-rt-14-dev libomp-14-dev)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "tsan: installing ${missing[*]}"
-  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/deps.sh clang-14 libclang-rt-14-dev libomp-14-dev
 
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j"$(nproc)"
