@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "io/scratch.hpp"
+using heed_test::slurp;
+using heed_test::spit;
 
 namespace fs = std::filesystem;
 using heed::io::write_file_atomic;
@@ -36,14 +38,6 @@ fs::path fresh_dir(const std::string& name) {
   return d;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-void spit(const fs::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << s;
-}
 
 mode_t mode_of(const fs::path& p) {
   struct stat st {};

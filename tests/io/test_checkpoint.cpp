@@ -9,6 +9,8 @@
 #include <heed/activations.hpp>
 
 #include "io/scratch.hpp"
+using heed_test::slurp;
+using heed_test::spit;
 
 namespace fs = std::filesystem;
 using heed::Matrix;
@@ -37,14 +39,6 @@ bool same_params(heed::Module<T>& a, heed::Module<T>& b) {
   return true;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-void spit(const fs::path& p, const std::string& s) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << s;
-}
 
 }  // namespace
 
