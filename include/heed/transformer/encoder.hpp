@@ -91,6 +91,7 @@ class TransformerEncoder : public ModuleBase<T> {
     return "num_layers=" + std::to_string(layers_.size()) + (norm_ ? ", norm=LayerNorm" : "");
   }
   // Only the first layer sees the encoder's input.
+  using ModuleBase<T>::requires_input_grad;  // the getter, not hidden by the override
   void requires_input_grad(bool on) override {
     ModuleBase<T>::requires_input_grad(on);
     layers_[0].requires_input_grad(on);

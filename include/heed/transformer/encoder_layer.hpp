@@ -193,6 +193,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
   }
   // The input gradient is the attention's input gradient in post-norm; in pre-norm the
   // attention sees norm1's output, whose gradient norm1's parameters need either way.
+  using ModuleBase<T>::requires_input_grad;  // the getter, not hidden by the override
   void requires_input_grad(bool on) override {
     ModuleBase<T>::requires_input_grad(on);
     set_attn_input_grad();
