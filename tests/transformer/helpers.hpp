@@ -1,6 +1,17 @@
 #pragma once
 // Shared by the transformer tests: deterministic fills and a gradient check of a module with
 // forward(x, B, args) -> (B*T, d) and backward(dout) -> dx, through L = sum(R .* forward(x)).
+//
+// Every test file of this folder includes this header first, so that all of test_transformer
+// sees Eigen with EIGEN_RUNTIME_NO_MALLOC and a throwing eigen_assert (also under NDEBUG):
+// NoEigenMalloc then makes any Eigen heap allocation in its scope throw, which is how the
+// tests check that a training step of fixed shapes allocates nothing after the first.
+#define EIGEN_RUNTIME_NO_MALLOC
+#include <stdexcept>
+#define eigen_assert(x) \
+  do {                   \
+    if (!(x)) throw std::logic_error("eigen_assert failed: " #x); \
+  } while (false)
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -9,6 +20,14 @@
 #include <heed/testing/gradcheck.hpp>
 
 namespace tr_test {
+
+// Eigen heap allocations throw while one of these is alive.
+struct NoEigenMalloc {
+  NoEigenMalloc() { Eigen::internal::set_is_malloc_allowed(false); }
+  ~NoEigenMalloc() { Eigen::internal::set_is_malloc_allowed(true); }
+  NoEigenMalloc(const NoEigenMalloc&) = delete;
+  NoEigenMalloc& operator=(const NoEigenMalloc&) = delete;
+};
 
 using heed::BoolMatrix;
 using heed::Index;

@@ -1,9 +1,9 @@
 // TransformerEncoderLayer and TransformerEncoder called through heed::Graph: the recorded
 // backward gives the same gradients as the modules' own backward, also under fan-out (a
 // residual around the encoder) and with a constant input (no input gradient computed).
-#include <heed/graph.hpp>
+#include "helpers.hpp"  // first: see there
 
-#include "helpers.hpp"
+#include <heed/graph.hpp>
 
 using namespace tr_test;
 using heed::TransformerEncoder;

@@ -1,9 +1,9 @@
 // TransformerEncoderLayer / TransformerEncoder behaviour other than gradients: float and
 // double, errors, dropout in train and eval mode, generators, copies, requires_input_grad.
+#include "helpers.hpp"  // first: see there
+
 #include <heed/core/summary.hpp>
 #include <string>
-
-#include "helpers.hpp"
 
 using namespace tr_test;
 using heed::TransformerActivation;
@@ -277,6 +277,33 @@ TEST_CASE("TransformerEncoderLayer: buffers are reused across calls of one shape
   const double* dx = layer.backward(dy).data();
   CHECK(layer.forward(x, kB).data() == y);
   CHECK(layer.backward(dy).data() == dx);
+}
+
+TEST_CASE("No Eigen allocation in a step of fixed shapes after the first") {
+  BoolMatrix pad = BoolMatrix::Zero(kB, kT);
+  pad(0, 4) = true;
+  const Matrix<double> bias = randn(kT, kT, 3);
+  const Matrix<double> x = randn(kB * kT, kD, 1), dy = randn(kB * kT, kD, 2);
+  for (bool norm_first : {false, true})
+    for (bool training : {false, true}) {  // eval: fused attention; train: dropout, plain path
+      CAPTURE(norm_first);
+      CAPTURE(training);
+      TransformerEncoder<double> enc(
+          kD, kH, 2,
+          {.dim_feedforward = kFF, .dropout = 0.1, .activation = TransformerActivation::gelu,
+           .norm_first = norm_first},
+          {.norm = heed::LayerNorm<double>(kD)});
+      enc.train(training);
+      const heed::TransformerEncoderArgs<double> args{
+          .src_bias = &bias, .src_key_padding_mask = &pad, .is_causal = true};
+      enc.forward(x, kB, args);
+      enc.backward(dy);
+      NoEigenMalloc guard;
+      for (int step = 0; step < 2; ++step) {
+        CHECK_NOTHROW(enc.forward(x, kB, args));
+        CHECK_NOTHROW(enc.backward(dy));
+      }
+    }
 }
 
 TEST_CASE("TransformerEncoderLayer: masks are copied, they need not outlive forward") {

@@ -259,7 +259,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
   }
 
   // ff(x) = dropout2(linear2(dropout(activation(linear1(x)))))     x (B*T, d) -> (B*T, d)
-  const Matrix<T>& ff_forward(const Matrix<T>& x) {
+  const Matrix<T>& ff_forward(const ConstRef<T>& x) {
     const Matrix<T>& f1 = linear1_.forward(x);    // (a) f1 = x W1^T + b1       (B*T, ff)
     const Matrix<T>& g = activation().forward(f1);  // (b) g = act(f1)          (B*T, ff)
     const Matrix<T>& gd = dropout_.forward(g);    // (c) gd = dropout(g)        (B*T, ff)
@@ -267,7 +267,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
     return dropout2_.forward(f2);                 // (e) dropout2(f2)           (B*T, d)
   }
   // d of ff_forward: df (B*T, d) -> dx (B*T, d)
-  const Matrix<T>& ff_backward(const Matrix<T>& df) {
+  const Matrix<T>& ff_backward(const ConstRef<T>& df) {
     const Matrix<T>& df2 = dropout2_.backward(df);      // d(e)                 (B*T, d)
     const Matrix<T>& dgd = linear2_.backward(df2);      // d(d)                 (B*T, ff)
     const Matrix<T>& dg = dropout_.backward(dgd);       // d(c)                 (B*T, ff)
