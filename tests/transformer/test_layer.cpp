@@ -306,6 +306,18 @@ TEST_CASE("No Eigen allocation in a step of fixed shapes after the first") {
     }
 }
 
+TEST_CASE("TransformerEncoderLayer: a copy has no forward to differentiate") {
+  TransformerEncoderLayer<double> layer(kD, kH, {.dim_feedforward = kFF});
+  BoolMatrix pad = BoolMatrix::Zero(kB, kT);
+  layer.forward(randn(kB * kT, kD, 1), kB, {.src_key_padding_mask = &pad});
+  TransformerEncoderLayer<double> copy = layer;
+  CHECK(error_of<heed::ValueError>([&] { copy.backward(Matrix<double>::Zero(kB * kT, kD)); }) ==
+        "TransformerEncoderLayer: backward called before forward");
+  CHECK(copy.state_dict().keys() == layer.state_dict().keys());
+  CHECK(copy.state_dict().at("linear1.weight") == layer.state_dict().at("linear1.weight"));
+  CHECK_NOTHROW(layer.backward(Matrix<double>::Zero(kB * kT, kD)));  // the original still can
+}
+
 TEST_CASE("TransformerEncoderLayer: masks are copied, they need not outlive forward") {
   TransformerEncoderLayer<double> layer(kD, kH, {.dim_feedforward = kFF, .dropout = 0.0});
   const Matrix<double> x = randn(kB * kT, kD, 1), dy = randn(kB * kT, kD, 2);

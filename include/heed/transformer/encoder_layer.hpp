@@ -29,7 +29,8 @@
 // The activation is a function in PyTorch, not a module, and is not registered here either.
 //
 // Copying a layer copies its weights and its dropout streams (the copy draws the same masks
-// unless reseeded; TransformerEncoder reseeds its copies).
+// unless reseeded; TransformerEncoder reseeds its copies), not its last forward: backward on a
+// copy before the copy's own forward is refused.
 #include <string>
 
 #include "../activations/gelu.hpp"
@@ -114,28 +115,29 @@ class TransformerEncoderLayer : public ModuleBase<T> {
     const char* who = "TransformerEncoderLayer";
     detail::check_encoder_input<T>(who, src, B, d_, args);
     const MultiheadAttentionArgs<T> margs = copy_masks(args);
-    B_ = B;
-    rows_ = src.rows();
+    last_.B = B;
+    last_.rows = src.rows();
+    const Index N = last_.rows;  // B*T
     if (!opts_.norm_first) {
       const Matrix<T>& a = self_attn_.forward(src, src, src, B, margs).output;  // (1) (B*T, d)
       const Matrix<T>& a1 = dropout1_.forward(a);                               // (2) (B*T, d)
-      h_.resize(rows_, d_);
+      h_.resize(N, d_);
       h_.noalias() = src + a1;                         // (3) h = x + sa(x)        (B*T, d)
       const Matrix<T>& y1 = norm1_.forward(h_);        // (4) y1 = norm1(h)        (B*T, d)
-      const Matrix<T>& f = ff_forward(y1);             // (5)-(9) f = ff(y1)       (B*T, d)
-      h2_.resize(rows_, d_);
-      h2_.noalias() = y1 + f;                          // (10) h2 = y1 + ff(y1)    (B*T, d)
-      return norm2_.forward(h2_);                      // (11) out = norm2(h2)     (B*T, d)
+      const Matrix<T>& f = ff_forward(y1);             // (5) f = ff(y1), (a)-(e)  (B*T, d)
+      h2_.resize(N, d_);
+      h2_.noalias() = y1 + f;                          // (6) h2 = y1 + f          (B*T, d)
+      return norm2_.forward(h2_);                      // (7) out = norm2(h2)      (B*T, d)
     }
     const Matrix<T>& n1 = norm1_.forward(src);                               // (1) (B*T, d)
     const Matrix<T>& a = self_attn_.forward(n1, n1, n1, B, margs).output;    // (2) (B*T, d)
     const Matrix<T>& a1 = dropout1_.forward(a);                              // (3) (B*T, d)
-    h_.resize(rows_, d_);
+    h_.resize(N, d_);
     h_.noalias() = src + a1;                           // (4) h = x + sa(norm1(x)) (B*T, d)
     const Matrix<T>& n2 = norm2_.forward(h_);          // (5) n2 = norm2(h)        (B*T, d)
-    const Matrix<T>& f = ff_forward(n2);               // (6)-(10) f = ff(n2)      (B*T, d)
-    out_.resize(rows_, d_);
-    out_.noalias() = h_ + f;                           // (11) out = h + ff(n2)    (B*T, d)
+    const Matrix<T>& f = ff_forward(n2);               // (6) f = ff(n2), (a)-(e)  (B*T, d)
+    out_.resize(N, d_);
+    out_.noalias() = h_ + f;                           // (7) out = h + f          (B*T, d)
     return out_;
   }
 
@@ -143,33 +145,34 @@ class TransformerEncoderLayer : public ModuleBase<T> {
   // += every parameter gradient. With requires_input_grad(false) returns an empty (0, d).
   const Matrix<T>& backward(const ConstRef<T>& dout) {
     const char* who = "TransformerEncoderLayer";
-    detail::require_forward(B_ > 0, who);
-    detail::check_shape(who, "gradient", dout, rows_, d_);
+    detail::require_forward(last_.B > 0, who);
+    const Index N = last_.rows;  // B*T
+    detail::check_shape(who, "gradient", dout, N, d_);
     if (!opts_.norm_first) {
-      const Matrix<T>& dh2 = norm2_.backward(dout);  // d(11)                      (B*T, d)
-      dy1_.resize(rows_, d_);
-      dy1_ = dh2;                                    // d(10) wrt y1, residual path
-      dy1_ += ff_backward(dh2);                      // d(10) wrt f, then d(9)-(5)
+      const Matrix<T>& dh2 = norm2_.backward(dout);  // d(7)                       (B*T, d)
+      dy1_.resize(N, d_);
+      dy1_ = dh2;                                    // d(6) wrt y1, residual path
+      dy1_ += ff_backward(dh2);                      // d(6) wrt f, then d(5)
       const Matrix<T>& dh = norm1_.backward(dy1_);   // d(4)                       (B*T, d)
       const Matrix<T>& da = dropout1_.backward(dh);  // d(3) wrt a1, then d(2)     (B*T, d)
       const auto g = self_attn_.backward(da);        // d(1): dq, dk, dv           (B*T, d)
       if (!this->input_grad_) return no_input_grad();
-      dx_.resize(rows_, d_);
+      dx_.resize(N, d_);
       dx_ = dh;                                      // d(3) wrt x, residual path
       dx_ += g.dquery + g.dkey + g.dvalue;           // d(1), q = k = v = x
       return dx_;
     }
-    const Matrix<T>& dn2 = ff_backward(dout);       // d(11) wrt f, then d(10)-(6) (B*T, d)
-    dh_.resize(rows_, d_);
-    dh_ = dout;                                      // d(11) wrt h, residual path
+    const Matrix<T>& dn2 = ff_backward(dout);        // d(7) wrt f, then d(6)      (B*T, d)
+    dh_.resize(N, d_);
+    dh_ = dout;                                      // d(7) wrt h, residual path
     dh_ += norm2_.backward(dn2);                     // d(5)
     const Matrix<T>& da = dropout1_.backward(dh_);   // d(4) wrt a1, then d(3)     (B*T, d)
     const auto g = self_attn_.backward(da);          // d(2)                       (B*T, d)
-    dn1_.resize(rows_, d_);
+    dn1_.resize(N, d_);
     dn1_.noalias() = g.dquery + g.dkey + g.dvalue;   // d(2), q = k = v = n1
     const Matrix<T>& dxn = norm1_.backward(dn1_);    // d(1)                       (B*T, d)
     if (!this->input_grad_) return no_input_grad();
-    dx_.resize(rows_, d_);
+    dx_.resize(N, d_);
     dx_.noalias() = dh_ + dxn;                       // d(4) wrt x, plus d(1)
     return dx_;
   }
@@ -287,7 +290,17 @@ class TransformerEncoderLayer : public ModuleBase<T> {
   ReLU<T> relu_;
   GELU<T> gelu_;
 
-  Index B_ = 0, rows_ = 0;   // of the last forward
+  // The batch of the last forward. Not copied: a copy's attention would still point at the
+  // original's masks, so a copy (or a moved-to layer) has had no forward yet.
+  struct LastForward {
+    Index B = 0, rows = 0;
+    LastForward() = default;
+    LastForward(const LastForward&) noexcept {}
+    LastForward& operator=(const LastForward&) noexcept {
+      B = rows = 0;
+      return *this;
+    }
+  } last_;
   BoolMatrix pad_, mask_;    // (B, T), (T, T) copies of the masks
   Matrix<T> bias_;           // (T, T)
   Matrix<T> h_;              // (B*T, d) first residual sum
