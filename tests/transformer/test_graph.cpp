@@ -63,3 +63,16 @@ TEST_CASE("Graph: TransformerEncoderLayer and TransformerEncoder, as their own b
   auto a = g(layer, g.input(x), B);
   CHECK_THROWS_AS(g(layer, a, B), heed::ValueError);
 }
+
+TEST_CASE("Graph<float>: a transformer encoder composes in float too") {
+  constexpr Index D = 8, B = 2, T = 3;
+  TransformerEncoder<float> enc(D, 2, 2, {.dim_feedforward = 16, .dropout = 0.0});
+  TransformerEncoderLayer<float> head(D, 2, {.dim_feedforward = 16, .dropout = 0.0});
+  const Matrix<float> x = randn<float>(B * T, D, 1), dy = randn<float>(B * T, D, 2);
+  heed::Graph<float> g;
+  auto xv = g.input(x, true);
+  auto y = g(head, g(enc, xv, B, {.is_causal = true}), B);
+  g.backward(y, dy);
+  CHECK(xv.grad().rows() == B * T);
+  CHECK(xv.grad().allFinite());
+}
