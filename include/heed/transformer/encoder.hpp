@@ -12,6 +12,7 @@
 //       layers 1.. are reseeded by draws from `gen`, so copies do not drop the same units.
 //   TransformerEncoder(d_model, nhead, num_layers, layer_options, {.norm = ...}, gen)
 //       Fresh initialisation: each layer constructed in turn from `gen`, its own weights.
+// An encoder is movable, not copyable (its layers are held by ModuleList).
 // PyTorch 1.13's eval-mode fast path (nested tensors, enable_nested_tensor) is an
 // implementation detail that only changes the outputs at padded positions; heed has none.
 #include <optional>
