@@ -6,6 +6,7 @@
 #include "losses.hpp"
 #include "optim.hpp"
 #include "attention.hpp"
+#include "transformer.hpp"
 #include "data.hpp"
 #include "metrics.hpp"
 #include "io.hpp"

@@ -37,6 +37,8 @@
 #include "../layers/gru.hpp"
 #include "../layers/lstm.hpp"
 #include "../layers/pooling.hpp"
+#include "../transformer/encoder.hpp"
+#include "../transformer/encoder_layer.hpp"
 
 namespace heed {
 
@@ -145,6 +147,21 @@ class Graph {
   Var<T> operator()(LSTM<T>& m, Var<T> x, Index B, const LabelsRef& lengths = Labels()) {
     return rnn(m, x, [&](const ConstRef<T>& X) -> const Matrix<T>& {
       return m.forward(X, B, Matrix<T>(), Matrix<T>(), lengths).output;
+    });
+  }
+
+  // TransformerEncoderLayer / TransformerEncoder over a sequence batch (B*T, d) -> (B*T, d).
+  // Their masks are copied by the module, so these need not outlive the call.
+  Var<T> operator()(TransformerEncoderLayer<T>& m, Var<T> x, Index B,
+                    const TransformerEncoderLayerArgs<T>& args = {}) {
+    return sequence(m, x, [&](const ConstRef<T>& X) -> const Matrix<T>& {
+      return m.forward(X, B, args);
+    });
+  }
+  Var<T> operator()(TransformerEncoder<T>& m, Var<T> x, Index B,
+                    const TransformerEncoderArgs<T>& args = {}) {
+    return sequence(m, x, [&](const ConstRef<T>& X) -> const Matrix<T>& {
+      return m.forward(X, B, args);
     });
   }
 
@@ -291,6 +308,21 @@ class Graph {
     n.value = &y;
     n.backward = [](Graph& g, Node& n, const Matrix<T>& dy) {
       g.acc(n.in[0], static_cast<M&>(*n.m).backward(dy).dx);
+    };
+    return var(n);
+  }
+
+  // A module with forward(x, B, ...) -> y and backward(dy) -> dx (a matrix).
+  template <class M, class F>
+  Var<T> sequence(M& m, Var<T> x, F&& fwd) {
+    check_var(x);
+    claim(m);
+    m.requires_input_grad(node(x).requires_grad);
+    const Matrix<T>& y = fwd(node(x).value_ref());
+    Node& n = push(&m, true, x.id_);
+    n.value = &y;
+    n.backward = [](Graph& g, Node& n, const Matrix<T>& dy) {
+      g.acc(n.in[0], static_cast<M&>(*n.m).backward(dy));
     };
     return var(n);
   }
