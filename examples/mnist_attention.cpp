@@ -1,5 +1,5 @@
 // Attention on images: MNIST as a sequence of patches, classified by a small pre-norm
-// transformer with an attention-pooling head.
+// transformer encoder (heed::TransformerEncoder) with an attention-pooling head.
 //
 //   mnist_attention --data data/mnist [--epochs 10] [--batch-size 100] [--lr 1e-3] [--seed 0]
 //                   [--threads N] [--maps out/attention_maps] [--num-maps 8]
@@ -9,15 +9,18 @@
 // batch of sequences (B, T=16, 49), stored batch-first as (B*16, 49):
 //
 //   patches -> Linear(49, 64) + learned position embeddings          tokens (B*16, 64)
-//   2 x [ LayerNorm -> MultiheadAttention(64, 4 heads) -> + residual
-//         LayerNorm -> Linear(64, 128) -> GELU -> Linear(128, 64) -> + residual ]
-//   LayerNorm -> attention pooling: one learned query attends over the 16 tokens
+//   TransformerEncoder: 2 x TransformerEncoderLayer(64, 4 heads, dim_feedforward 128, GELU,
+//     norm_first, no dropout), i.e. 2 x [ LayerNorm -> MultiheadAttention -> + residual
+//                                         LayerNorm -> Linear(64, 128) -> GELU -> Linear(128, 64)
+//                                         -> + residual ]
+//     then its final LayerNorm(64) (PyTorch's `norm`)
+//   -> attention pooling: one learned query attends over the 16 tokens
 //   (scaled dot-product, heed::Attention) -> Linear(64, 10) -> logits
 //
 // The model is heed modules registered as children (parameters, eval(), summary and the
 // checkpoint follow from that) and only its forward is written: it calls the modules through a
-// heed::Graph, which replays the calls backward and sums the gradients of values used twice
-// (the residuals, self-attention's query = key = value). The two learned tensors heed has no
+// heed::Graph, which replays the calls backward (the encoder with its own backward) and sums the
+// gradients of values used twice (the attention pooling's key = value). The two learned tensors heed has no
 // layer for are Embedding lookups: the position embedding at ids 0..15 of every sample, and the
 // pooling query as the one row of an Embedding(1, 64) looked up once per sample.
 //
@@ -37,6 +40,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <heed/heed.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,8 +62,8 @@ constexpr Index kTokens = kGrid * kGrid;  // T = 16
 constexpr Index kPatchDim = kPatch * kPatch;  // 49 pixels per token
 constexpr Index kEmbed = 64;              // E
 constexpr Index kHeads = 4;
-constexpr Index kHidden = 128;            // MLP width
-constexpr Index kBlocks = 2;
+constexpr Index kHidden = 128;            // feed-forward width
+constexpr Index kBlocks = 2;              // encoder layers
 constexpr Index kClasses = 10;
 
 struct Args : examples::CommonArgs {
@@ -108,38 +112,6 @@ void patchify(const Matrix<Scalar>& x, Matrix<Scalar>& p) {
 using Graph = heed::Graph<Scalar>;
 using Var = heed::Var<Scalar>;
 
-// The MLP of a block: fc1 -> GELU -> fc2, timm's names.
-struct Mlp : heed::ModuleBase<Scalar> {
-  heed::Linear<Scalar> fc1, fc2;
-  heed::GELU<Scalar> act;
-
-  explicit Mlp(heed::Generator& gen) : fc1(kEmbed, kHidden, true, gen), fc2(kHidden, kEmbed, true, gen) {}
-  heed::Children<Scalar> children() override { return {{"fc1", &fc1}, {"act", &act}, {"fc2", &fc2}}; }
-  std::string name() const override { return "Mlp"; }
-
-  Var forward(Graph& g, Var x) { return g(fc2, g(act, g(fc1, x))); }  // (B*T, E) -> (B*T, H) -> (B*T, E)
-};
-
-// One pre-norm transformer block: h = h + attn(norm1(h)); h = h + mlp(norm2(h)).
-struct Block : heed::ModuleBase<Scalar> {
-  heed::LayerNorm<Scalar> norm1{kEmbed}, norm2{kEmbed};
-  heed::MultiheadAttention<Scalar> attn;
-  Mlp mlp;
-
-  explicit Block(heed::Generator& gen) : attn(kEmbed, kHeads, {}, gen), mlp(gen) {}
-  heed::Children<Scalar> children() override {
-    return {{"norm1", &norm1}, {"attn", &attn}, {"norm2", &norm2}, {"mlp", &mlp}};
-  }
-  std::string name() const override { return "Block"; }
-
-  // h (B*T, E) -> (B*T, E). need_weights: keep the head-averaged attention (B*T, T) for the maps.
-  Var forward(Graph& g, Var h, Index B, bool need_weights) {
-    const Var a = g(norm1, h);
-    h = h + g(attn, a, a, a, B, {.need_weights = need_weights});  // a is query, key and value
-    return h + mlp.forward(g, g(norm2, h));
-  }
-};
-
 // Attention pooling: one learned query attends over a sample's tokens,
 // c = softmax(q z^T / sqrt(E)) z. The query is looked up once per sample, so its gradient is
 // summed over the batch by Embedding's backward.
@@ -168,43 +140,52 @@ class PatchTransformer : public heed::ModuleBase<Scalar> {
   explicit PatchTransformer(heed::Generator& gen)
       : patch_embed_(kPatchDim, kEmbed, true, gen),
         pos_embed_(kTokens, kEmbed, -1, gen),
-        blocks_([&gen] {
-          heed::ModuleList<Scalar, Block> b;
-          for (Index i = 0; i < kBlocks; ++i) b.emplace(gen);
-          return b;
-        }()),
+        // Each layer initialised in turn from gen (not PyTorch's copies of one layer).
+        encoder_(kEmbed, kHeads, kBlocks,
+                 {.dim_feedforward = kHidden, .dropout = 0.0,
+                  .activation = heed::TransformerActivation::gelu, .norm_first = true},
+                 {.norm = heed::LayerNorm<Scalar>(kEmbed)}, gen),
         pool_(gen),
         head_(kEmbed, kClasses, true, gen) {
     pos_embed_.weight() *= Scalar(0.02);  // N(0, 0.02) as ViT
   }
 
   heed::Children<Scalar> children() override {
-    return {{"patch_embed", &patch_embed_}, {"pos_embed", &pos_embed_}, {"blocks", &blocks_},
-            {"norm", &norm_}, {"pool", &pool_}, {"head", &head_}};
+    return {{"patch_embed", &patch_embed_}, {"pos_embed", &pos_embed_}, {"encoder", &encoder_},
+            {"pool", &pool_}, {"head", &head_}};
   }
   std::string name() const override { return "PatchTransformer"; }
 
-  // x (B, 784) normalised pixels -> logits (B, 10). need_maps: also keep the last block's
-  // head-averaged self-attention weights for the attention maps.
-  Var forward(Graph& g, const Matrix<Scalar>& x, bool need_maps = false) {
+  // x (B, 784) normalised pixels -> logits (B, 10).
+  Var forward(Graph& g, const Matrix<Scalar>& x) {
     const Index B = x.rows();
     B_ = B;
     patchify(x, patches_);                                              // patches (B*T, 49)
     if (pos_ids_.rows() != B)  // (B, T): every sample's token t is at position t
       pos_ids_ = heed::Tokens::NullaryExpr(B, kTokens, [](Index, Index t) { return std::int32_t(t); });
     // Tokens: the patch projection plus the learned position embedding, as GPT-2's wte + wpe.
-    Var h = g(patch_embed_, g.input(patches_)) + g(pos_embed_, pos_ids_);  // (B*T, E)
-    for (Index i = 0; i < kBlocks; ++i)
-      h = blocks_[static_cast<std::size_t>(i)].forward(g, h, B, need_maps && i == kBlocks - 1);
-    const Var z = g(norm_, h);                                          // (B*T, E)
+    const Var h = g(patch_embed_, g.input(patches_)) + g(pos_embed_, pos_ids_);  // (B*T, E)
+    tokens_ = h;
+    const Var z = g(encoder_, h, B);                                    // (B*T, E)
     return g(head_, pool_.forward(g, z, B));                            // (B, E) -> (B, 10)
   }
 
-  // After forward(g, x, true): the pooling weights (B, T) and the last block's attention
-  // received per token, mean over queries and heads (B, T).
+  // After forward(g, x): the pooling weights (B, T).
   const Matrix<Scalar>& pool_weights() const { return pool_.weights(); }
-  Matrix<Scalar> received_attention() const {
-    const Matrix<Scalar>& w = blocks_.back().attn.weights();  // (B*T, T) head-averaged
+
+  // After forward(g, x) in eval mode: the attention each token receives in the last
+  // self-attention layer, mean over queries and heads (B, T). The encoder layers ask their
+  // attention for no weights (PyTorch's need_weights=False, the fused kernel), so this replays
+  // the last forward's tokens through the layers before the last one, and the last one's norm1
+  // and self_attn with need_weights. Outside the graph: no backward may follow.
+  Matrix<Scalar> received_attention() {
+    Matrix<Scalar> x = tokens_->value();                                // (B*T, E)
+    for (Index i = 0; i + 1 < kBlocks; ++i)
+      x = encoder_.layer(static_cast<std::size_t>(i)).forward(x, B_);
+    auto& last = encoder_.layer(static_cast<std::size_t>(kBlocks - 1));
+    const Matrix<Scalar> n1 = last.norm1().forward(x);
+    const Matrix<Scalar>& w =
+        last.self_attn().forward(n1, n1, n1, B_, {.need_weights = true}).weights;  // (B*T, T)
     Matrix<Scalar> r(B_, kTokens);
     for (Index b = 0; b < B_; ++b) r.row(b) = w.middleRows(b * kTokens, kTokens).colwise().mean();
     return r;
@@ -213,11 +194,11 @@ class PatchTransformer : public heed::ModuleBase<Scalar> {
  private:
   heed::Linear<Scalar> patch_embed_;
   heed::Embedding<Scalar> pos_embed_;  // (T, E), looked up at each sample's positions
-  heed::ModuleList<Scalar, Block> blocks_;
-  heed::LayerNorm<Scalar> norm_{kEmbed};
+  heed::TransformerEncoder<Scalar> encoder_;  // pre-norm, with the final LayerNorm
   AttentionPool pool_;
   heed::Linear<Scalar> head_;
   Index B_ = 0;
+  std::optional<Var> tokens_;  // the encoder's input in the last forward (B*T, E)
   Matrix<Scalar> patches_;  // (B*T, 49)
   heed::Tokens pos_ids_;    // (B, T)
 };
@@ -356,7 +337,7 @@ int main(int argc, char** argv) try {
     heed::normalize(mnist.test_images.topRows(n_maps), x, Scalar(0.5), Scalar(0.5));
     g.clear();
     model.eval();
-    model.forward(g, x, /*need_maps=*/true);
+    model.forward(g, x);
     const Matrix<Scalar> pool = model.pool_weights();       // (N, T)
     const Matrix<Scalar> recv = model.received_attention();  // (N, T)
     for (Index i = 0; i < n_maps; ++i) {
