@@ -229,6 +229,55 @@ if big and 'ms' in big:
                  'weight matrix.')
 else:
     lines.append('Single head, Tq = Tk = 16384 fused run: not run (`--quick`) or failed.')
+# ---- TransformerEncoderLayer, 1 thread (bench_transformer, transformer_torch.py) ------------
+def bench_ms(path):  # Google Benchmark JSON -> {name: {'ms', 'cpu_ms', 'peak', 'vs_gemm'}}
+    try:
+        j = json.load(open(path))
+    except (OSError, ValueError):
+        return {}
+    r = {}
+    for b in j['benchmarks']:
+        if b.get('run_type') == 'aggregate' and b.get('aggregate_name') != 'median':
+            continue
+        if b.get('error_occurred'):
+            continue
+        name = re.sub(r'/(iterations|min_time):[\d.]+', '', b.get('run_name', b['name']).replace('/real_time', ''))
+        u = unit[b.get('time_unit', 'ns')]
+        r[name] = {'ms': b['real_time'] * u, 'cpu_ms': b['cpu_time'] * u,
+                   'peak': b.get('peak_extra_MiB'), 'vs_gemm': b.get('vs_gemm')}
+    return r
+
+
+htr = bench_ms(os.path.join(out_dir, 'heed_transformer.json'))
+ttr = {}
+try:
+    for r in json.load(open(os.path.join(out_dir, 'torch_transformer.json')))['results']:
+        ttr[r['name']] = r
+except (OSError, ValueError):
+    pass
+if htr or ttr:
+    tr_lens = sorted({int(mm.group(1)) for n in list(htr) + list(ttr) for mm in [re.search(r'/T:(\d+)$', n)] if mm})
+    lines.append('')
+    lines.append('## TransformerEncoderLayer(512, 8 heads, ff 2048, dropout 0), batch 8, 1 thread, times in ms')
+    lines.append('')
+    lines.append('heed `bench_transformer` (`vs_gemm`: its time over the same matrix products in plain Eigen, '
+                 'timed in the same process) against `torch.nn.TransformerEncoderLayer(batch_first=True)` in '
+                 'training mode (`transformer_torch.py`); post-norm (`layer`, the default) and `norm_first` '
+                 '(`layer_prenorm`). Peak extra memory as above.')
+    lines.append('')
+    lines.append('| layer | pass | T | heed ms | PyTorch ms | ratio | heed vs_gemm | heed peak MiB | PyTorch peak MiB |')
+    lines.append('|---|---|---:|---:|---:|---:|---:|---:|---:|')
+    for tag in ('layer', 'layer_prenorm'):
+        for phase in ('fwd', 'fwdbwd'):
+            for T in tr_lens:
+                h, t = htr.get(f'{tag}/{phase}/T:{T}'), ttr.get(f'torch/{tag}/{phase}/T:{T}')
+                if h is None and t is None:
+                    continue
+                hms = h['ms'] if h else None
+                tms = t['seconds'] * 1e3 if t and 'seconds' in t else None
+                vg = f"{h['vs_gemm']:.2f}" if h and h.get('vs_gemm') else '—'
+                lines.append(f"| {tag} | {phase} | {T} | {fmt_ms(hms)} | {fmt_ms(tms)} | {ratio(hms, tms)} | {vg} | "
+                             f"{fmt_mib(h.get('peak') if h else None)} | {fmt_mib(t.get('peak_extra_MiB') if t else None)} |")
 lines.append('')
 lines.append('![time against sequence length](../../docs/compare_attention.svg)')
 md = '\n'.join(lines) + '\n'

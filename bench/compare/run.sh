@@ -7,7 +7,8 @@
 #     article writes it (torchvision datasets + DataLoader), PyTorch with pre-loaded tensors;
 #     then heed's epoch against the epoch's matrix products alone (bench_mnist_epoch);
 # (c) runs the attention micro-benchmarks at the same shapes on both sides (batch 8, 8 heads,
-#     head dim 64, T = 128 ... 4096; --quick: 128, 256), float32, 2 threads, medians;
+#     head dim 64, T = 128 ... 4096; --quick: 128, 256), float32, 2 threads, medians; and
+#     TransformerEncoderLayer(512, 8, ff 2048) at batch 8, T = 128 ... 512 (--quick: 128), 1 thread;
 # (d) prints one table and writes bench/compare/results.md and docs/compare_attention.svg.
 # Logs and raw JSON go to build/release/compare/. Needs /usr/bin/python3 with torch and
 # torchvision (apt-get install python3-torchvision), and data/mnist (scripts/mnist.sh fetches it).
@@ -22,14 +23,15 @@ quick=0
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
 if [[ $quick == 1 ]]; then
-  epochs=1 lens="128,256" max_len=256 reps=1 torch_reps=3 min_time=0.2
+  epochs=1 lens="128,256" max_len=256 reps=1 torch_reps=3 min_time=0.2 tr_lens="128" tr_max_len=128
 else
   epochs=10 lens="128,256,512,1024,2048,4096" max_len=4096 reps=3 torch_reps=5 min_time=1.0
+  tr_lens="128,256,512" tr_max_len=512
 fi
 data="$root/data/mnist"
 for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
@@ -100,6 +102,14 @@ filter="^((attention/(scaled|fused))|(mha/(plain|fused))|gemm_bound)/(fwd|fwdbwd
 echo "== (c) attention: PyTorch, T = $lens"
 "$py" "$here/attention_torch.py" --lens "$lens" --reps "$torch_reps" --min-time "$min_time" \
   --threads 2 --mem-budget-mib "$budget" --out "$out/torch_attention.json"
+
+echo "== (c) TransformerEncoderLayer: heed (bench_transformer), 1 thread, T = $tr_lens"
+"$root/build/release/bench/bench_transformer" --threads=1 --max_len="$tr_max_len" \
+  --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+  --benchmark_out="$out/heed_transformer.json" --benchmark_out_format=json
+echo "== (c) TransformerEncoderLayer: PyTorch, 1 thread, T = $tr_lens"
+"$py" "$here/transformer_torch.py" --lens "$tr_lens" --reps "$torch_reps" --min-time "$min_time" \
+  --threads 1 --out "$out/torch_transformer.json"
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/meta.txt"
 echo "== (d) report"
