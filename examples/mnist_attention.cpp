@@ -20,9 +20,9 @@
 // The model is heed modules registered as children (parameters, eval(), summary and the
 // checkpoint follow from that) and only its forward is written: it calls the modules through a
 // heed::Graph, which replays the calls backward (the encoder with its own backward) and sums the
-// gradients of values used twice (the attention pooling's key = value). The two learned tensors heed has no
-// layer for are Embedding lookups: the position embedding at ids 0..15 of every sample, and the
-// pooling query as the one row of an Embedding(1, 64) looked up once per sample.
+// gradients of values used twice (the pooling's key = value). The two learned tensors heed has
+// no layer for are Embedding lookups: the position embedding at ids 0..15 of every sample, and
+// the pooling query as the one row of an Embedding(1, 64) looked up once per sample.
 //
 // Trained with cross-entropy and AdamW (weight decay 0.01), one epoch of linear warm-up then
 // cosine decay per batch, inputs normalised (x/255 - 0.5)/0.5 as in mnist_mlp, training images
