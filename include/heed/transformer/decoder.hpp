@@ -102,7 +102,7 @@ class TransformerDecoder : public ModuleBase<T> {
   bool requires_memory_grad() const { return memory_grad_; }
   void requires_memory_grad(bool on) {
     memory_grad_ = on;
-    for (auto& l : layers_) l.requires_memory_grad(on);
+    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i].requires_memory_grad(on);
   }
 
   Index num_layers() const { return static_cast<Index>(layers_.size()); }
