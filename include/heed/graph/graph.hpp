@@ -37,6 +37,8 @@
 #include "../layers/gru.hpp"
 #include "../layers/lstm.hpp"
 #include "../layers/pooling.hpp"
+#include "../transformer/decoder.hpp"
+#include "../transformer/decoder_layer.hpp"
 #include "../transformer/encoder.hpp"
 #include "../transformer/encoder_layer.hpp"
 
@@ -162,6 +164,21 @@ class Graph {
                     const TransformerEncoderArgs<T>& args = {}) {
     return sequence(m, x, [&](const ConstRef<T>& X) -> const Matrix<T>& {
       return m.forward(X, B, args);
+    });
+  }
+
+  // TransformerDecoderLayer / TransformerDecoder: tgt (B*Tt, d), memory (B*Tm, d) ->
+  // (B*Tt, d); the gradient flows to tgt and to memory (a decoder's summed over its layers).
+  Var<T> operator()(TransformerDecoderLayer<T>& m, Var<T> tgt, Var<T> memory, Index B,
+                    const TransformerDecoderLayerArgs<T>& args = {}) {
+    return decoder(m, tgt, memory, [&](const ConstRef<T>& X, const ConstRef<T>& M) -> const Matrix<T>& {
+      return m.forward(X, M, B, args);
+    });
+  }
+  Var<T> operator()(TransformerDecoder<T>& m, Var<T> tgt, Var<T> memory, Index B,
+                    const TransformerDecoderArgs<T>& args = {}) {
+    return decoder(m, tgt, memory, [&](const ConstRef<T>& X, const ConstRef<T>& M) -> const Matrix<T>& {
+      return m.forward(X, M, B, args);
     });
   }
 
@@ -323,6 +340,25 @@ class Graph {
     n.value = &y;
     n.backward = [](Graph& g, Node& n, const Matrix<T>& dy) {
       g.acc(n.in[0], static_cast<M&>(*n.m).backward(dy));
+    };
+    return var(n);
+  }
+
+  // A module with forward(tgt, memory, ...) -> y and backward(dy) -> {dtgt, dmemory}.
+  template <class M, class F>
+  Var<T> decoder(M& m, Var<T> tgt, Var<T> memory, F&& fwd) {
+    check_var(tgt);
+    check_var(memory);
+    claim(m);
+    m.requires_input_grad(node(tgt).requires_grad);
+    m.requires_memory_grad(node(memory).requires_grad);
+    const Matrix<T>& y = fwd(node(tgt).value_ref(), node(memory).value_ref());
+    Node& n = push(&m, true, tgt.id_, memory.id_);
+    n.value = &y;
+    n.backward = [](Graph& g, Node& n, const Matrix<T>& dy) {
+      const auto gr = static_cast<M&>(*n.m).backward(dy);
+      g.acc(n.in[0], gr.dtgt);
+      g.acc(n.in[1], gr.dmemory);  // tgt = memory sums both into one gradient
     };
     return var(n);
   }

@@ -51,7 +51,7 @@ class TransformerEncoder : public ModuleBase<T> {
   }
 
   TransformerEncoder(Index d_model, Index nhead, Index num_layers,
-                     TransformerEncoderLayerOptions layer_opts = {},
+                     TransformerLayerOptions layer_opts = {},
                      TransformerEncoderOptions<T> opts = {}, Generator& gen = default_generator())
       : d_(d_model), norm_(std::move(opts.norm)) {
     check_num_layers(num_layers);

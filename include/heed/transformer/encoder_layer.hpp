@@ -41,19 +41,9 @@
 #include "../layers/dropout.hpp"
 #include "../layers/layer_norm.hpp"
 #include "../layers/linear.hpp"
+#include "layer_options.hpp"
 
 namespace heed {
-
-enum class TransformerActivation { relu, gelu };
-
-struct TransformerEncoderLayerOptions {
-  Index dim_feedforward = 2048;
-  double dropout = 0.1;  // dropout, dropout1, dropout2 and self_attn's attention dropout
-  TransformerActivation activation = TransformerActivation::relu;
-  double layer_norm_eps = 1e-5;
-  bool norm_first = false;  // pre-norm when true
-  bool bias = true;         // linear1, linear2, self_attn biases (see above for the norms)
-};
 
 // Per-call masks: layer.forward(x, B, {.src_key_padding_mask = &pad, .is_causal = true}).
 template <typename T>
@@ -93,7 +83,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
   // Initialisation draws from `gen` in PyTorch's construction order: self_attn (xavier in_proj,
   // zero biases, out_proj U(+-1/sqrt d)), linear1, linear2 (nn.Linear's default); the dropout
   // streams are seeded by draws from `gen` after that.
-  TransformerEncoderLayer(Index d_model, Index nhead, TransformerEncoderLayerOptions opts = {},
+  TransformerEncoderLayer(Index d_model, Index nhead, TransformerLayerOptions opts = {},
                           Generator& gen = default_generator())
       : d_((validate(d_model, nhead, opts), d_model)),
         opts_(opts),
@@ -184,15 +174,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
   }
   std::string name() const override { return "TransformerEncoderLayer"; }
   std::string extra_repr() const override {
-    std::string s = "d_model=" + std::to_string(d_) + ", nhead=" +
-                    std::to_string(self_attn_.num_heads()) + ", dim_feedforward=" +
-                    std::to_string(opts_.dim_feedforward) + ", dropout=" +
-                    detail::num_repr(opts_.dropout) + ", activation=" +
-                    (opts_.activation == TransformerActivation::gelu ? "gelu" : "relu") +
-                    ", layer_norm_eps=" + detail::num_repr(opts_.layer_norm_eps) +
-                    ", norm_first=" + (opts_.norm_first ? "true" : "false");
-    if (!opts_.bias) s += ", bias=false";
-    return s;
+    return detail::transformer_layer_repr(d_, self_attn_.num_heads(), opts_);
   }
   // The input gradient is the attention's input gradient in post-norm; in pre-norm the
   // attention sees norm1's output, whose gradient norm1's parameters need either way.
@@ -204,7 +186,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
 
   Index d_model() const { return d_; }
   Index nhead() const { return self_attn_.num_heads(); }
-  const TransformerEncoderLayerOptions& options() const { return opts_; }
+  const TransformerLayerOptions& options() const { return opts_; }
   MultiheadAttention<T>& self_attn() { return self_attn_; }
   Linear<T>& linear1() { return linear1_; }
   Linear<T>& linear2() { return linear2_; }
@@ -215,20 +197,8 @@ class TransformerEncoderLayer : public ModuleBase<T> {
   Dropout<T>& dropout2() { return dropout2_; }
 
  private:
-  static void validate(Index d_model, Index nhead, const TransformerEncoderLayerOptions& o) {
-    const char* who = "TransformerEncoderLayer";
-    detail::require(d_model > 0 && nhead > 0, who,
-                    "d_model and nhead must be positive, got " + std::to_string(d_model) +
-                        " and " + std::to_string(nhead));
-    detail::require(d_model % nhead == 0, who,
-                    "d_model " + std::to_string(d_model) + " not divisible by nhead " +
-                        std::to_string(nhead));
-    detail::require(o.dim_feedforward > 0, who,
-                    "dim_feedforward must be positive, got " + std::to_string(o.dim_feedforward));
-    detail::require(o.dropout >= 0.0 && o.dropout < 1.0, who,
-                    "dropout must be in [0, 1), got " + detail::num_repr(o.dropout));
-    detail::require(o.layer_norm_eps > 0, who,
-                    "layer_norm_eps must be positive, got " + detail::num_repr(o.layer_norm_eps));
+  static void validate(Index d_model, Index nhead, const TransformerLayerOptions& o) {
+    detail::validate_transformer_layer("TransformerEncoderLayer", d_model, nhead, o);
   }
 
   void set_attn_input_grad() { self_attn_.requires_input_grad(this->input_grad_ || opts_.norm_first); }
@@ -279,7 +249,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
   }
 
   Index d_;
-  TransformerEncoderLayerOptions opts_;
+  TransformerLayerOptions opts_;
   MultiheadAttention<T> self_attn_;
   Linear<T> linear1_;   // (ff, d)
   Linear<T> linear2_;   // (d, ff)

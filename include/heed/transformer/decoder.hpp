@@ -1,0 +1,140 @@
+#pragma once
+// TransformerDecoder<T>: torch.nn.TransformerDecoder, a stack of TransformerDecoderLayers and
+// an optional final LayerNorm:
+//   x_0 = tgt,  x_{i+1} = layers[i](x_i, memory, masks),  out = norm(x_L) (or x_L)
+// Every layer gets the same memory and masks, so dmemory is the sum of the layers' dmemory.
+// Names as PyTorch: "layers.0.self_attn.in_proj_weight", ..., "norm.weight", "norm.bias".
+//
+// Two ways to build one, as TransformerEncoder:
+//   TransformerDecoder(layer, num_layers, {.norm = LayerNorm<T>(d)}, gen)
+//       num_layers copies of `layer` (PyTorch deep-copies it); layer 0 keeps `layer`'s dropout
+//       streams, those of layers 1.. are reseeded by draws from `gen`.
+//   TransformerDecoder(d_model, nhead, num_layers, layer_options, {.norm = ...}, gen)
+//       fresh initialisation, each layer constructed in turn from `gen`.
+// A decoder is movable, not copyable (its layers are held by ModuleList).
+#include <optional>
+#include <string>
+
+#include "../layers/layer_norm.hpp"
+#include "../layers/module_list.hpp"
+#include "decoder_layer.hpp"
+
+namespace heed {
+
+template <typename T>
+struct TransformerDecoderOptions {
+  std::optional<LayerNorm<T>> norm;  // the final LayerNorm (PyTorch's `norm`), none by default
+};
+
+// TransformerDecoder::forward takes the layer's masks, with PyTorch's names.
+template <typename T>
+using TransformerDecoderArgs = TransformerDecoderLayerArgs<T>;
+
+template <typename T>
+class TransformerDecoder : public ModuleBase<T> {
+ public:
+  using Layer = TransformerDecoderLayer<T>;
+
+  TransformerDecoder(const Layer& layer, Index num_layers, TransformerDecoderOptions<T> opts = {},
+                     Generator& gen = default_generator())
+      : d_(layer.d_model()), norm_(std::move(opts.norm)) {
+    check_num_layers(num_layers);
+    for (Index i = 0; i < num_layers; ++i) {
+      Layer& l = layers_.emplace(layer);
+      if (i > 0)
+        for (auto& [path, g] : l.generators()) g->seed(gen.bits());
+    }
+    check_norm();
+  }
+
+  TransformerDecoder(Index d_model, Index nhead, Index num_layers,
+                     TransformerLayerOptions layer_opts = {},
+                     TransformerDecoderOptions<T> opts = {}, Generator& gen = default_generator())
+      : d_(d_model), norm_(std::move(opts.norm)) {
+    check_num_layers(num_layers);
+    for (Index i = 0; i < num_layers; ++i) layers_.emplace(d_model, nhead, layer_opts, gen);
+    check_norm();
+  }
+
+  // forward                          tgt (B*Tt, d), memory (B*Tm, d) -> out (B*Tt, d)
+  const Matrix<T>& forward(const ConstRef<T>& tgt, const ConstRef<T>& memory, Index B,
+                           const TransformerDecoderArgs<T>& args = {}) {
+    detail::check_decoder_input<T>("TransformerDecoder", tgt, memory, B, d_, args);
+    const Matrix<T>* x = &layers_[0].forward(tgt, memory, B, args);      // (1) x_1 (B*Tt, d)
+    for (std::size_t i = 1; i < layers_.size(); ++i)
+      x = &layers_[i].forward(*x, memory, B, args);                      // (2) x_{i+1}
+    if (norm_) x = &norm_->forward(*x);                                  // (3) out = norm(x_L)
+    rows_ = tgt.rows();
+    mem_rows_ = memory.rows();
+    return *x;
+  }
+
+  // backward                   dout (B*Tt, d) -> {dtgt (B*Tt, d), dmemory (B*Tm, d)}
+  // dmemory summed over the layers; += every parameter gradient.
+  TransformerDecoderGrads<T> backward(const ConstRef<T>& dout) {
+    detail::require_forward(rows_ > 0, "TransformerDecoder");
+    detail::check_shape("TransformerDecoder", "gradient", dout, rows_, d_);
+    if (memory_grad_) dmem_.setZero(mem_rows_, d_);
+    else dmem_.resize(0, d_);
+    std::size_t i = layers_.size() - 1;
+    // Each layer's dtgt is its own buffer, read by the layer below it.
+    const Matrix<T>* g = &add(norm_ ? layers_[i].backward(norm_->backward(dout))  // d(3), d(2)
+                                    : layers_[i].backward(dout));
+    while (i-- > 0) g = &add(layers_[i].backward(*g));                          // d(2), d(1)
+    return {*g, dmem_};
+  }
+
+  Children<T> children() override {
+    Children<T> c{{"layers", &layers_}};
+    if (norm_) c.emplace_back("norm", &*norm_);
+    return c;
+  }
+  std::string name() const override { return "TransformerDecoder"; }
+  std::string extra_repr() const override {
+    return "num_layers=" + std::to_string(layers_.size()) + (norm_ ? ", norm=LayerNorm" : "");
+  }
+  // Only the first layer sees the decoder's tgt; every layer sees the memory.
+  using ModuleBase<T>::requires_input_grad;  // the getter, not hidden by the override
+  void requires_input_grad(bool on) override {
+    ModuleBase<T>::requires_input_grad(on);
+    layers_[0].requires_input_grad(on);
+  }
+  bool requires_memory_grad() const { return memory_grad_; }
+  void requires_memory_grad(bool on) {
+    memory_grad_ = on;
+    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i].requires_memory_grad(on);
+  }
+
+  Index num_layers() const { return static_cast<Index>(layers_.size()); }
+  Index d_model() const { return d_; }
+  Layer& layer(std::size_t i) { return layers_[i]; }
+  ModuleList<T, Layer>& layers() { return layers_; }
+  LayerNorm<T>* norm() { return norm_ ? &*norm_ : nullptr; }
+
+ private:
+  static void check_num_layers(Index n) {
+    detail::require(n > 0, "TransformerDecoder",
+                    "num_layers must be positive, got " + std::to_string(n));
+  }
+  void check_norm() {
+    if (!norm_) return;
+    for (auto& p : norm_->parameters())
+      if (p.value->cols() != d_)
+        throw ShapeError("TransformerDecoder: norm expected LayerNorm(" + std::to_string(d_) +
+                         "), got LayerNorm(" + std::to_string(p.value->cols()) + ")");
+  }
+  // dmemory += a layer's dmemory; its dtgt passed on.
+  const Matrix<T>& add(const TransformerDecoderGrads<T>& g) {
+    if (memory_grad_ && g.dmemory.size() > 0) dmem_ += g.dmemory;
+    return g.dtgt;
+  }
+
+  Index d_;
+  ModuleList<T, Layer> layers_;
+  std::optional<LayerNorm<T>> norm_;
+  bool memory_grad_ = true;
+  Index rows_ = 0, mem_rows_ = 0;  // of the last forward
+  Matrix<T> dmem_;                 // (B*Tm, d) the sum over layers
+};
+
+}  // namespace heed
