@@ -96,10 +96,12 @@ std::vector<Matrix<T>> snapshot(heed::Optimizer<T>& opt) {
 // Every state tensor finite and accepted by validate_state (what Checkpoint::load asks).
 template <class T>
 void check_state_loadable(heed::Optimizer<T>& opt) {
-  for (const auto& [name, m] : opt.state()) {
+  // .first/.second, not a structured binding: clang 14 cannot capture one (CAPTURE is a lambda).
+  for (const auto& entry : opt.state()) {
+    const std::string& name = entry.first;
     CAPTURE(name);
-    CHECK(m->allFinite());
-    CHECK(opt.validate_state(name, *m) == "");
+    CHECK(entry.second->allFinite());
+    CHECK(opt.validate_state(name, *entry.second) == "");
   }
 }
 
