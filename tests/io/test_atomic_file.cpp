@@ -128,7 +128,9 @@ TEST_CASE("a group that cannot be kept gets no more access than others") {
   const fs::path dir = fresh_dir("group_lost");
   REQUIRE(::chmod(dir.c_str(), 0777) == 0);
   const fs::path p = dir / "model.bin";
-  for (const auto& [before, after] : {std::pair<mode_t, mode_t>{0640, 0600}, {0664, 0644}, {0606, 0606}, {0674, 0644}}) {
+  // .first/.second, not a structured binding: clang 14 cannot CAPTURE a binding.
+  for (const auto& modes : {std::pair<mode_t, mode_t>{0640, 0600}, {0664, 0644}, {0606, 0606}, {0674, 0644}}) {
+    const mode_t before = modes.first, after = modes.second;
     CAPTURE(before);
     spit(p, "old");
     REQUIRE(::chown(p.c_str(), 65534, 0) == 0);  // the saver's file, in a group it is not in

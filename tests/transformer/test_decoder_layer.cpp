@@ -221,10 +221,11 @@ TEST_CASE("TransformerDecoder: copies share initial weights, fresh layers do not
   TransformerDecoderLayer<double> proto(kD, kH, {.dim_feedforward = kFF}, gen);
   TransformerDecoder<double> copies(proto, 2, {.norm = heed::LayerNorm<double>(kD)});
   const auto sd = copies.state_dict();
-  for (const auto& [key, value] : proto.state_dict()) {
+  for (const auto& entry : proto.state_dict()) {  // not [key, value]: clang 14 cannot CAPTURE a binding
+    const std::string& key = entry.first;
     CAPTURE(key);
-    CHECK(sd.at("layers.0." + key) == value);
-    CHECK(sd.at("layers.1." + key) == value);
+    CHECK(sd.at("layers.0." + key) == entry.second);
+    CHECK(sd.at("layers.1." + key) == entry.second);
   }
   TransformerDecoder<double> fresh(kD, kH, 2, {.dim_feedforward = kFF}, {}, gen);
   const auto fd = fresh.state_dict();
@@ -264,8 +265,8 @@ TEST_CASE("requires_input_grad / requires_memory_grad(false): empty, same parame
     const Matrix<double> dtgt = g.dtgt, dmem = g.dmemory;
     std::vector<Matrix<double>> want;
     for (auto& p : dec.parameters()) want.push_back(*p.grad);
-    for (auto [tgt_grad, mem_grad] : {std::pair{false, true}, std::pair{true, false},
-                                      std::pair{false, false}}) {
+    for (auto flags : {std::pair{false, true}, std::pair{true, false}, std::pair{false, false}}) {
+      const bool tgt_grad = flags.first, mem_grad = flags.second;  // clang 14: no CAPTURE of a binding
       CAPTURE(tgt_grad);
       CAPTURE(mem_grad);
       dec.zero_grad();

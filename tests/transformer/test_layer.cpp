@@ -215,10 +215,11 @@ TEST_CASE("TransformerEncoder: copies share initial weights, fresh layers do not
   TransformerEncoderLayer<double> proto(kD, kH, {.dim_feedforward = kFF}, gen);
   TransformerEncoder<double> copies(proto, 2, {.norm = heed::LayerNorm<double>(kD)});
   const auto sd = copies.state_dict();
-  for (const auto& [key, value] : proto.state_dict()) {
+  for (const auto& entry : proto.state_dict()) {  // not [key, value]: clang 14 cannot CAPTURE a binding
+    const std::string& key = entry.first;
     CAPTURE(key);
-    CHECK(sd.at("layers.0." + key) == value);
-    CHECK(sd.at("layers.1." + key) == value);
+    CHECK(sd.at("layers.0." + key) == entry.second);
+    CHECK(sd.at("layers.1." + key) == entry.second);
   }
   TransformerEncoder<double> fresh(kD, kH, 2, {.dim_feedforward = kFF}, {}, gen);
   const auto fd = fresh.state_dict();
