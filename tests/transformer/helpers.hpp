@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <functional>
+#include <string>
 #include <heed/transformer.hpp>
 #include <heed/testing/gradcheck.hpp>
 
@@ -90,6 +91,32 @@ double rel_err(const Matrix<T>& a, const Matrix<T>& b) {
   const double scale = static_cast<double>(b.cwiseAbs().maxCoeff());
   const double err = static_cast<double>((a - b).cwiseAbs().maxCoeff());
   return scale > 0 ? err / scale : err;
+}
+
+// The message of the heed::Error that f throws, or fails.
+template <class E, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL("wrong exception type: " << e.what());
+    return {};
+  }
+  FAIL("no exception thrown");
+  return {};
+}
+
+template <class A, class B>
+void copy_params(A& to, B& from) {
+  auto pt = to.parameters();
+  auto pf = from.parameters();
+  REQUIRE(pt.size() == pf.size());
+  for (std::size_t i = 0; i < pt.size(); ++i) {
+    REQUIRE(pt[i].name == pf[i].name);
+    *pt[i].value = pf[i].value->template cast<typename A::Scalar>();
+  }
 }
 
 }  // namespace tr_test

@@ -15,31 +15,6 @@ namespace {
 
 constexpr Index kD = 8, kH = 2, kFF = 16, kB = 3, kT = 5;
 
-// The message of the heed::Error that f throws, or fails.
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("wrong exception type: " << e.what());
-    return {};
-  }
-  FAIL("no exception thrown");
-  return {};
-}
-
-template <class A, class B>
-void copy_params(A& to, B& from) {
-  auto pt = to.parameters();
-  auto pf = from.parameters();
-  REQUIRE(pt.size() == pf.size());
-  for (std::size_t i = 0; i < pt.size(); ++i) {
-    REQUIRE(pt[i].name == pf[i].name);
-    *pt[i].value = pf[i].value->template cast<typename A::Scalar>();
-  }
-}
 
 }  // namespace
 
