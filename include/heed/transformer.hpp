@@ -12,6 +12,8 @@
 //   TransformerDecoder<T>       a stack of decoder layers and an optional final LayerNorm;
 //                               backward gives dtgt and dmemory summed over the layers
 //   (both layers take TransformerLayerOptions)
+//   SinusoidalPositionalEncoding<T>  x + PE[start + t], the fixed sin/cos table (no state)
+//   LearnedPositionalEncoding<T>     x + W[start + t], a learned "weight" (max_len, d)
 //
 //   heed::TransformerEncoderLayer<float> layer(64, 4, {.dim_feedforward = 256, .dropout = 0.1});
 //   heed::TransformerEncoder<float> enc(layer, 2, {.norm = heed::LayerNorm<float>(64)});
@@ -22,8 +24,12 @@
 //   const auto& z = dec.forward(tgt, y, B, {.memory_key_padding_mask = &pad,
 //                                           .tgt_is_causal = true});      // (B*Tt, 64)
 //   auto [dtgt, dmemory] = dec.backward(dz);
+//
+//   heed::SinusoidalPositionalEncoding<float> pe(64);
+//   const auto& h = pe.forward(emb, B);                  // (B*T, 64); start = t to decode step t
 #include "transformer/layer_options.hpp"
 #include "transformer/encoder_layer.hpp"
 #include "transformer/encoder.hpp"
 #include "transformer/decoder_layer.hpp"
 #include "transformer/decoder.hpp"
+#include "transformer/positional_encoding.hpp"
