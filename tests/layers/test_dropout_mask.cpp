@@ -1,29 +1,46 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstdint>
+
 #include <heed/attention.hpp>
 #include <heed/layers/dropout.hpp>
 
 using heed::Index;
 using heed::Matrix;
 
-TEST_CASE_TEMPLATE("detail::dropout_mask: 0 or 1/(1-p), one uniform draw per entry, row-major", T,
+TEST_CASE_TEMPLATE("detail::dropout_mask: 0 or 1/(1-p), two entries per 64-bit draw, row-major", T,
                    float, double) {
   const double p = 0.3;
-  Matrix<T> M;
-  heed::Generator g(21), ref(21);
-  heed::detail::dropout_mask(M, 40, 50, p, g);
-  REQUIRE(M.rows() == 40);
-  REQUIRE(M.cols() == 50);
-  const T scale = static_cast<T>(1.0 / (1.0 - p));
-  Index dropped = 0;
-  for (Index r = 0; r < 40; ++r)
-    for (Index c = 0; c < 50; ++c) {
-      const bool drop = ref.uniform() < p;
-      CHECK(M(r, c) == (drop ? T(0) : scale));
+  const auto threshold = static_cast<std::uint64_t>(std::llround(p * 4294967296.0));
+  for (Index cols : {50, 7}) {  // 2000 entries, and an odd 287 (the last takes a draw alone)
+    CAPTURE(cols);
+    const Index rows = cols == 50 ? 40 : 41;
+    Matrix<T> M;
+    heed::Generator g(21), ref(21);
+    heed::detail::dropout_mask(M, rows, cols, p, g);
+    REQUIRE(M.rows() == rows);
+    REQUIRE(M.cols() == cols);
+    const T scale = static_cast<T>(1.0 / (1.0 - p));
+    Index dropped = 0;
+    std::uint64_t b = 0;
+    for (Index i = 0; i < rows * cols; ++i) {
+      if (i % 2 == 0) b = ref.bits();
+      const std::uint64_t half = i % 2 == 0 ? (b & 0xFFFFFFFFu) : (b >> 32);
+      const bool drop = half < threshold;
+      CHECK(M.data()[i] == (drop ? T(0) : scale));
       dropped += drop;
     }
-  CHECK(g.bits() == ref.bits());  // exactly rows * cols draws
-  CHECK(double(dropped) / 2000.0 == doctest::Approx(p).epsilon(0.15));
+    CHECK(g.bits() == ref.bits());  // exactly ceil(rows * cols / 2) draws
+    CHECK(double(dropped) / double(rows * cols) == doctest::Approx(p).epsilon(0.15));
+  }
+  // Bounds: p = 0 drops nothing; a p just below 1 drops (nearly) everything.
+  Matrix<T> M;
+  heed::Generator g(3);
+  heed::detail::dropout_mask(M, 10, 10, 0.0, g);
+  CHECK(M.isConstant(T(1)));
+  heed::detail::dropout_mask(M, 10, 10, 0.999999, g);
+  CHECK((M.array() == T(0)).count() >= 99);
 }
 
 TEST_CASE("Dropout's mask is detail::dropout_mask from its own stream") {

@@ -1,6 +1,9 @@
 #pragma once
 // Dropout (inverted): in training, y = x .* m / (1 - p) with m_ij ~ Bernoulli(1 - p);
 // in eval mode, y = x. Backward: dx = dy .* m / (1 - p).
+#include <cmath>
+#include <cstdint>
+
 #include "../core/module.hpp"
 #include "../core/random.hpp"
 
@@ -8,14 +11,25 @@ namespace heed {
 namespace detail {
 
 // Inverted dropout's mask, shared by Dropout and the attention modules: M (rows, cols) with
-// each entry 0 with probability p, else 1/(1 - p), one gen.uniform() per entry in row-major
-// order (an entry is dropped when its draw is < p).
+// each entry 0 with probability p, else 1/(1 - p). One 64-bit draw gen.bits() serves two
+// entries in row-major order: entry 2k reads its low 32 bits, entry 2k+1 its high 32 bits
+// (an odd last entry the low half of one more draw), and an entry is dropped when its 32 bits,
+// as an integer, are below p * 2^32 rounded to nearest. Half the draws of one per entry: the
+// generator was a sixth of a small transformer's training step.
 template <typename T>
 void dropout_mask(Matrix<T>& M, Index rows, Index cols, double p, Generator& gen) {
   const T scale = static_cast<T>(1.0 / (1.0 - p));
+  const auto threshold = static_cast<std::uint64_t>(std::llround(p * 0x1.0p32));  // p < 1
   M.resize(rows, cols);
   T* m = M.data();
-  for (Index i = 0; i < M.size(); ++i) m[i] = gen.uniform() < p ? T(0) : scale;
+  const Index n = M.size();
+  Index i = 0;
+  for (; i + 1 < n; i += 2) {
+    const std::uint64_t b = gen.bits();
+    m[i] = (b & 0xFFFFFFFFu) < threshold ? T(0) : scale;
+    m[i + 1] = (b >> 32) < threshold ? T(0) : scale;
+  }
+  if (i < n) m[i] = (gen.bits() & 0xFFFFFFFFu) < threshold ? T(0) : scale;
 }
 
 }  // namespace detail
@@ -49,6 +63,24 @@ class Dropout : public Module<T> {
     if (active_) dx_ = dy.cwiseProduct(mask_);  // d(1)
     else dx_ = dy;
     return dx_;
+  }
+
+  // forward and backward for a composite that owns its Dropout: when inactive (eval mode or
+  // p = 0) they return a view of their argument instead of a copy, so an inactive dropout costs
+  // no buffer and no pass over the data. The argument must be a matrix or a block of one (a
+  // view of a temporary would dangle).
+  ConstRef<T> forward_view(const ConstRef<T>& x) {
+    if (this->training_ && p_ > 0.0) return forward(x);
+    rows_ = x.rows();
+    cols_ = x.cols();
+    active_ = false;
+    return x;
+  }
+  ConstRef<T> backward_view(const ConstRef<T>& dy) {
+    if (active_) return backward(dy);
+    detail::require_forward(cols_ >= 0, "Dropout");
+    detail::check_shape("Dropout", "gradient", dy, rows_, cols_);
+    return dy;
   }
 
   std::string name() const override { return "Dropout"; }
