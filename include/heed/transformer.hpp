@@ -12,6 +12,10 @@
 //   TransformerDecoder<T>       a stack of decoder layers and an optional final LayerNorm;
 //                               backward gives dtgt and dmemory summed over the layers
 //   (both layers take TransformerLayerOptions)
+//   Transformer<T>              torch.nn.Transformer: encoder and decoder stacks with final
+//                               norms, PyTorch's xavier initialisation
+//   incremental decoding        TransformerDecoder::start_cache / forward_step with a
+//                               per-layer KVCache (heed/attention/kv_cache.hpp): O(t) per token
 //   SinusoidalPositionalEncoding<T>  x + PE[start + t], the fixed sin/cos table (no state)
 //   LearnedPositionalEncoding<T>     x + W[start + t], a learned "weight" (max_len, d)
 //
@@ -32,4 +36,5 @@
 #include "transformer/encoder.hpp"
 #include "transformer/decoder_layer.hpp"
 #include "transformer/decoder.hpp"
+#include "transformer/transformer.hpp"
 #include "transformer/positional_encoding.hpp"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Reference values for heed's TransformerDecoderLayer and TransformerDecoder, from PyTorch.
+"""Reference values for heed's TransformerDecoderLayer, TransformerDecoder and Transformer,
+from PyTorch.
 
 Run with a Python that has torch (tested with 1.13):  python3 decoder_reference.py
 It rewrites decoder_reference.hpp next to it; the C++ test needs no torch at run time.
@@ -120,6 +121,28 @@ for norm_first in (False, True):
     dec.train()
     run(dec, "decoder_pre" if norm_first else "decoder", tgt_mask=causal, **pads)
 emit_names(lines, "decoder_keys", list(dec.state_dict().keys()))
+
+# 6. nn.Transformer: 2 encoder and 2 decoder layers, final norms, src = fill((B, Tm, D), 3)
+#    (the memory's shape), tgt = fill((B, Tt, D), 1); src and memory padding mem_pad, tgt
+#    padding tgt_pad, causal tgt_mask; post-norm relu and pre-norm gelu. Emits out, dsrc,
+#    dtgt and every parameter gradient.
+for norm_first, act in ((False, "relu"), (True, "gelu")):
+    tr = torch.nn.Transformer(D, H, 2, 2, FF, dropout=0.0, activation=act, batch_first=True,
+                              norm_first=norm_first)
+    set_params(tr)
+    tr.train()
+    tr.zero_grad()
+    src = fill((B, TM, D), 3).requires_grad_()
+    tgt = fill((B, TT, D), 1).requires_grad_()
+    out = tr(src, tgt, tgt_mask=causal, src_key_padding_mask=mem_pad,
+             tgt_key_padding_mask=tgt_pad, memory_key_padding_mask=mem_pad)
+    (out * fill(out.shape, 2)).sum().backward()
+    name = "transformer_pre_gelu" if norm_first else "transformer_post_relu"
+    emit(lines, name + "_out", out)
+    emit(lines, name + "_dsrc", src.grad)
+    emit(lines, name + "_dtgt", tgt.grad)
+    emit(lines, name + "_dparams", torch.cat([p.grad.reshape(-1) for _, p in tr.named_parameters()]))
+emit_names(lines, "transformer_keys", list(tr.state_dict().keys()))
 
 lines += ["", "}  // namespace dec_ref", ""]
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "decoder_reference.hpp")

@@ -65,6 +65,23 @@ struct Want {
 #define DEC_WANT(name) \
   Want { dec_ref::name##_out, dec_ref::name##_dtgt, dec_ref::name##_dmemory, dec_ref::name##_dparams }
 
+// Every parameter gradient of m against dparams, PyTorch's gradients concatenated in
+// state_dict order.
+template <class M>
+void compare_param_grads(M& m, const std::vector<double>& dparams) {
+  std::size_t at = 0;
+  for (auto& p : m.parameters()) {
+    CAPTURE(p.name);
+    const Index n = p.grad->size();
+    REQUIRE(at + n <= dparams.size());
+    const Matrix<double> want =
+        Eigen::Map<const Matrix<double>>(dparams.data() + at, p.grad->rows(), p.grad->cols());
+    CHECK(max_abs(*p.grad, want) < kTol);
+    at += n;
+  }
+  CHECK(at == dparams.size());
+}
+
 // Forward and backward of m on decoder_reference.py's inputs and loss.
 template <class M>
 void compare(M& m, const TransformerDecoderLayerArgs<double>& args, const Want& w) {
@@ -74,17 +91,7 @@ void compare(M& m, const TransformerDecoderLayerArgs<double>& args, const Want& 
   const auto g = m.backward(fill(kB * kTt, kD, 2));
   CHECK(max_abs(g.dtgt, ref(w.dtgt, kB * kTt, kD)) < kTol);
   CHECK(max_abs(g.dmemory, ref(w.dmemory, kB * kTm, kD)) < kTol);
-  std::size_t at = 0;
-  for (auto& p : m.parameters()) {
-    CAPTURE(p.name);
-    const Index n = p.grad->size();
-    REQUIRE(at + n <= w.dparams.size());
-    const Matrix<double> want =
-        Eigen::Map<const Matrix<double>>(w.dparams.data() + at, p.grad->rows(), p.grad->cols());
-    CHECK(max_abs(*p.grad, want) < kTol);
-    at += n;
-  }
-  CHECK(at == w.dparams.size());
+  compare_param_grads(m, w.dparams);
 }
 
 TransformerDecoderLayer<double> make(bool norm_first, TransformerActivation act,
@@ -186,6 +193,45 @@ TEST_CASE("TransformerDecoder: state_dict keys and order equal PyTorch's") {
   TransformerDecoder<double> fresh(kD, kH, 2, {.dim_feedforward = kFF},
                                    {.norm = heed::LayerNorm<double>(kD)});
   CHECK(fresh.state_dict().keys() == dec_ref::decoder_keys);
+}
+
+TEST_CASE("Transformer: matches PyTorch's nn.Transformer, post-norm relu and pre-norm gelu") {
+  const Pads pads;
+  struct Case {
+    bool norm_first;
+    TransformerActivation act;
+    const std::vector<double>&out, &dsrc, &dtgt, &dparams;
+  };
+  const Case cases[] = {
+      {false, TransformerActivation::relu, dec_ref::transformer_post_relu_out,
+       dec_ref::transformer_post_relu_dsrc, dec_ref::transformer_post_relu_dtgt,
+       dec_ref::transformer_post_relu_dparams},
+      {true, TransformerActivation::gelu, dec_ref::transformer_pre_gelu_out,
+       dec_ref::transformer_pre_gelu_dsrc, dec_ref::transformer_pre_gelu_dtgt,
+       dec_ref::transformer_pre_gelu_dparams},
+  };
+  for (const Case& cs : cases) {
+    CAPTURE(cs.norm_first);
+    heed::Transformer<double> tr(kD, kH,
+                                 {.num_encoder_layers = 2, .num_decoder_layers = 2,
+                                  .dim_feedforward = kFF, .dropout = 0.0, .activation = cs.act,
+                                  .norm_first = cs.norm_first});
+    CHECK(tr.state_dict().keys() == dec_ref::transformer_keys);
+    set_params(tr);
+    tr.zero_grad();
+    // src has the memory's shape (B, Tm) and padding; PyTorch's causal tgt_mask is
+    // tgt_is_causal here.
+    const Matrix<double> y = tr.forward(fill(kB * kTm, kD, 3), fill(kB * kTt, kD, 1), kB,
+                                        {.src_key_padding_mask = &pads.mem,
+                                         .tgt_key_padding_mask = &pads.tgt,
+                                         .memory_key_padding_mask = &pads.mem,
+                                         .tgt_is_causal = true});
+    CHECK(max_abs(y, ref(cs.out, kB * kTt, kD)) < kTol);
+    const auto g = tr.backward(fill(kB * kTt, kD, 2));
+    CHECK(max_abs(g.dsrc, ref(cs.dsrc, kB * kTm, kD)) < kTol);
+    CHECK(max_abs(g.dtgt, ref(cs.dtgt, kB * kTt, kD)) < kTol);
+    compare_param_grads(tr, cs.dparams);
+  }
 }
 
 TEST_CASE("decoder reference comparison: largest difference seen") {

@@ -28,6 +28,7 @@
 #include "../layers/dropout.hpp"
 #include "attention.hpp"
 #include "fused_attention.hpp"
+#include "kv_cache.hpp"
 #include "masks.hpp"
 
 namespace heed {
@@ -130,12 +131,22 @@ class MultiheadAttention : public ModuleBase<T> {
     B_ = B;
     const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd_)));
 
-    xq_ = query;  // (B*Tq, E)    kept for the weight gradients
-    xk_ = key;    // (B*Tk, kdim)
-    xv_ = value;  // (B*Tk, vdim)
-    project(xq_, Wq(), 0, Qp_);  // (1) Qp = query W_q^T + b_q   (B*Tq, E)
-    project(xk_, Wk(), 1, Kp_);  // (2) Kp = key W_k^T + b_k     (B*Tk, E)
-    project(xv_, Wv(), 2, Vp_);  // (3) Vp = value W_v^T + b_v   (B*Tk, E)
+    // Inputs kept for the weight gradients. Self-attention (one matrix passed three times)
+    // keeps one copy, not three.
+    self_ = key.data() == query.data() && value.data() == query.data() &&
+            key.rows() == query.rows() && value.rows() == query.rows() &&
+            key.outerStride() == query.outerStride() && value.outerStride() == query.outerStride();
+    xq_ = query;  // (B*Tq, E)
+    if (self_) {
+      xk_.resize(0, 0);
+      xv_.resize(0, 0);
+    } else {
+      xk_ = key;    // (B*Tk, kdim)
+      xv_ = value;  // (B*Tk, vdim)
+    }
+    project(xq_, Wq(), 0, Qp_);   // (1) Qp = query W_q^T + b_q   (B*Tq, E)
+    project(xk(), Wk(), 1, Kp_);  // (2) Kp = key W_k^T + b_k     (B*Tk, E)
+    project(xv(), Wv(), 2, Vp_);  // (3) Vp = value W_v^T + b_v   (B*Tk, E)
 
     dropout_active_ = this->training_ && opts_.dropout > 0.0;
     fused_ = !args.need_weights && !dropout_active_;
@@ -249,9 +260,117 @@ class MultiheadAttention : public ModuleBase<T> {
       });
     }
     project_backward(xq_, Wq(), dWq(), 0, dQp_, dq_);  // d of (1)
-    project_backward(xk_, Wk(), dWk(), 1, dKp_, dk_);  // d of (2)
-    project_backward(xv_, Wv(), dWv(), 2, dVp_, dv_);  // d of (3)
+    project_backward(xk(), Wk(), dWk(), 1, dKp_, dk_);  // d of (2)
+    project_backward(xv(), Wv(), dWv(), 2, dVp_, dv_);  // d of (3)
     return {dq_, dk_, dv_};
+  }
+
+  // ---- Incremental decoding: inference only (no backward, no dropout) ----
+  // Step t projects only the new token and attends to the cached projections of the ones
+  // before it: O(t E) work instead of the O(t E^2) of projecting the prefix again. None of
+  // these touches what backward reads, so a pending backward stays valid.
+
+  // cache_kv  key (B*Tk, kdim), value (B*Tk, vdim) -> c: their projections, B rows of Tk
+  // positions (cross-attention over a fixed memory: projected once per sequence).
+  void cache_kv(const ConstRef<T>& key, const ConstRef<T>& value, Index B, KVCache<T>& c) {
+    const char* who = "MultiheadAttention::cache_kv";
+    check_inference(who);
+    detail::check_shape(who, "key", key, -1, kdim_);
+    detail::check_shape(who, "value", value, key.rows(), vdim_);
+    if (B <= 0 || key.rows() == 0 || key.rows() % B != 0)
+      throw ShapeError(std::string(who) + ": key rows " + std::to_string(key.rows()) +
+                       " not a positive multiple of batch size " + std::to_string(B));
+    c.reset(B, E_, key.rows() / B);
+    c.key_storage().noalias() = key * Wk().transpose();      // (B*Tk, E) K = key W_k^T + b_k
+    c.value_storage().noalias() = value * Wv().transpose();  // (B*Tk, E) V = value W_v^T + b_v
+    if (opts_.bias) {
+      c.key_storage().rowwise() += in_b_.row(0).segment(E_, E_);
+      c.value_storage().rowwise() += in_b_.row(0).segment(2 * E_, E_);
+    }
+    c.set_full(B, key.rows() / B);
+  }
+
+  // append_kv  key (n, kdim), value (n, vdim): one new position for each of c's n rows
+  // (self-attention: the new token's own key and value, before it attends).
+  void append_kv(const ConstRef<T>& key, const ConstRef<T>& value, KVCache<T>& c) {
+    const char* who = "MultiheadAttention::append_kv";
+    check_inference(who);
+    detail::require(!c.empty() && c.embed_dim() == E_, who,
+                    "cache not started (KVCache::reset(rows, " + std::to_string(E_) +
+                        ", capacity)) or of another width");
+    detail::check_shape(who, "key", key, c.rows(), kdim_);
+    detail::check_shape(who, "value", value, c.rows(), vdim_);
+    sk_.resize(c.rows(), E_);
+    sv_.resize(c.rows(), E_);
+    sk_.noalias() = key * Wk().transpose();    // (n, E) the new keys
+    sv_.noalias() = value * Wv().transpose();  // (n, E) the new values
+    if (opts_.bias) {
+      sk_.rowwise() += in_b_.row(0).segment(E_, E_);
+      sv_.rowwise() += in_b_.row(0).segment(2 * E_, E_);
+    }
+    const Index j = c.grow();
+    for (Index r = 0; r < c.rows(); ++r) {
+      c.key_at(r, j) = sk_.row(r);
+      c.value_at(r, j) = sv_.row(r);
+    }
+  }
+
+  // attend  query (n, E) -> out (n, E): query i against cache row cache_row[i] (i when
+  // cache_row is null), every cached position except key_padding_mask(cache row, j); weights,
+  // when given, receive (n, len) head-averaged attention weights. The formulas of forward's
+  // (1), (4), (5) for one query row.
+  struct CachedArgs {
+    const std::vector<Index>* cache_row = nullptr;  // (n) cache row of each query
+    const BoolMatrix* key_padding_mask = nullptr;   // (cache rows, len) true = ignore key
+    Matrix<T>* weights = nullptr;                   // (n, len) output, mean over heads
+  };
+  const Matrix<T>& attend(const ConstRef<T>& query, const KVCache<T>& c,
+                          const CachedArgs& a = {}) {
+    const char* who = "MultiheadAttention::attend";
+    check_inference(who);
+    detail::require(!c.empty() && c.embed_dim() == E_ && c.length() > 0, who,
+                    "cache empty or of another width (expected " + std::to_string(E_) + ")");
+    const Index n = query.rows(), len = c.length();
+    detail::check_shape(who, "query", query, -1, E_);
+    if (a.cache_row) {
+      if (Index(a.cache_row->size()) != n)
+        throw ShapeError(std::string(who) + ": cache_row expected " + std::to_string(n) +
+                         " entries (one per query), got " + std::to_string(a.cache_row->size()));
+      for (Index r : *a.cache_row)
+        if (r < 0 || r >= c.rows())
+          throw ValueError(std::string(who) + ": cache_row entry " + std::to_string(r) +
+                           " out of range [0, " + std::to_string(c.rows()) + ")");
+    } else if (n != c.rows()) {
+      throw ShapeError(std::string(who) + ": query expected " + std::to_string(c.rows()) +
+                       " rows (one per cache row), got " + std::to_string(n));
+    }
+    if (a.key_padding_mask) detail::check_shape(who, "key_padding_mask", *a.key_padding_mask, c.rows(), len);
+    const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd_)));
+    sq_.resize(n, E_);
+    sq_.noalias() = query * Wq().transpose();  // (1) q = query W_q^T + b_q   (n, E)
+    if (opts_.bias) sq_.rowwise() += in_b_.row(0).head(E_);
+    sctx_.resize(n, E_);
+    if (ss_.size() < c.capacity()) ss_.resize(c.capacity());  // sized with the cache, not per step
+    auto s = ss_.head(len);                                    // (len) one head's scores
+    if (a.weights) a.weights->setZero(n, len);
+    for (Index i = 0; i < n; ++i) {
+      const Index r = a.cache_row ? (*a.cache_row)[i] : i;
+      for (Index h = 0; h < H_; ++h) {
+        // (4) ctx_h = softmax(K_h q_h * scale + mask) V_h     K_h, V_h (len, hd)
+        s.noalias() = c.keys(r, h * hd_, hd_) * sq_.row(i).segment(h * hd_, hd_).transpose();
+        s *= scale;
+        if (a.key_padding_mask)
+          for (Index j = 0; j < len; ++j)
+            if ((*a.key_padding_mask)(r, j)) s(j) = detail::kNegInf<T>;
+        detail::masked_softmax_rows<T>(Eigen::Map<Matrix<T>>(s.data(), 1, len));
+        sctx_.row(i).segment(h * hd_, hd_).noalias() = s.transpose() * c.values(r, h * hd_, hd_);
+        if (a.weights) a.weights->row(i) += s.transpose() / static_cast<T>(H_);
+      }
+    }
+    sout_.resize(n, E_);
+    sout_.noalias() = sctx_ * out_w_.transpose();  // (5) out = ctx W_o^T + b_o   (n, E)
+    if (opts_.bias) sout_.rowwise() += out_b_.row(0);
+    return sout_;
   }
 
   // PyTorch state_dict names and order.
@@ -311,6 +430,10 @@ class MultiheadAttention : public ModuleBase<T> {
   Eigen::Ref<Matrix<T>> dWk() { return proj(din_w_, dk_w_, 1); }
   Eigen::Ref<Matrix<T>> dWv() { return proj(din_w_, dv_w_, 2); }
 
+  // The kept key and value inputs: the query's copy for self-attention.
+  const Matrix<T>& xk() const { return self_ ? xq_ : xk_; }
+  const Matrix<T>& xv() const { return self_ ? xq_ : xv_; }
+
   // Head h of sample b: a (T, hd) column block, no copy.
   auto qh(const Matrix<T>& X, Index b, Index h) const {
     return X.block(b * Tq_, h * hd_, Tq_, hd_);
@@ -339,6 +462,13 @@ class MultiheadAttention : public ModuleBase<T> {
     dx.noalias() = dy * W;  // (rows, E)(E, in)
   }
 
+  void check_inference(const char* who) const {
+    if (this->training_ && opts_.dropout > 0.0)
+      throw ValueError(std::string(who) +
+                       ": incremental decoding has no dropout; call eval() (dropout " +
+                       detail::num_repr(opts_.dropout) + " in training mode)");
+  }
+
   Index E_, H_, hd_ = 0, kdim_ = 0, vdim_ = 0;
   MultiheadAttentionOptions opts_;
   Generator gen_;  // dropout stream, owned
@@ -346,6 +476,7 @@ class MultiheadAttention : public ModuleBase<T> {
   bool dropout_active_ = false;
   bool fused_ = false;
   bool per_head_weights_ = false;
+  bool self_ = false;  // the last forward's query, key and value were one matrix
   Index B_ = 0, Tq_ = 0, Tk_ = 0;
   AttentionMasks<T> masks_;
 
@@ -357,7 +488,8 @@ class MultiheadAttention : public ModuleBase<T> {
   Matrix<T> out_w_, dout_w_;            // (E, E)
   Matrix<T> out_b_, dout_b_;            // (1, E)
 
-  Matrix<T> xq_, xk_, xv_;              // inputs: (B*Tq, E), (B*Tk, kdim), (B*Tk, vdim)
+  Matrix<T> xq_, xk_, xv_;              // inputs: (B*Tq, E), (B*Tk, kdim), (B*Tk, vdim);
+                                        // xk_, xv_ empty for self-attention
   Matrix<T> Qp_, Kp_, Vp_;              // projections: (B*Tq, E), (B*Tk, E), (B*Tk, E)
   Matrix<T> P_;                         // (B*H*Tq, Tk) per-head weights, plain path only
   Matrix<T> M_, Pd_;                    // (B*H*Tq, Tk) dropout mask and dropped weights
@@ -370,6 +502,8 @@ class MultiheadAttention : public ModuleBase<T> {
   std::vector<Matrix<T>> dP_;           // (Tq, Tk) per-thread scratch, plain backward
   Matrix<T> dq_, dk_, dv_;              // like xq_, xk_, xv_
   std::vector<detail::FlashScratch<T>> flash_;  // one per thread
+  Matrix<T> sk_, sv_, sq_, sctx_, sout_;  // (n, E) incremental decoding: one row per query
+  Vector<T> ss_;                          // (capacity) one head's scores, then weights
 };
 
 }  // namespace heed

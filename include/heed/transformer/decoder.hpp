@@ -14,6 +14,7 @@
 // A decoder is movable, not copyable (its layers are held by ModuleList).
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "../layers/layer_norm.hpp"
 #include "../layers/module_list.hpp"
@@ -29,6 +30,25 @@ struct TransformerDecoderOptions {
 // TransformerDecoder::forward takes the layer's masks, with PyTorch's names.
 template <typename T>
 using TransformerDecoderArgs = TransformerDecoderLayerArgs<T>;
+
+// Incremental decoding state of a decoder: one cache per layer and the memory's padding.
+// reorder(parents) follows beam search: new row i continues old row parents[i].
+template <typename T>
+struct TransformerDecoderCache {
+  std::vector<TransformerDecoderLayerCache<T>> layers;
+  BoolMatrix memory_key_padding_mask;  // (B, Tm) copy, empty for none
+  bool has_memory_mask = false;
+
+  Index rows() const { return layers.empty() ? 0 : layers[0].self.rows(); }
+  Index length() const { return layers.empty() ? 0 : layers[0].self.length(); }
+  void reorder(const std::vector<Index>& parents) {
+    for (auto& l : layers) l.self.reorder(parents);
+  }
+  // Forgets the tokens from position len on: the next step is at position len.
+  void truncate(Index len) {
+    for (auto& l : layers) l.self.truncate(len);
+  }
+};
 
 template <typename T>
 class TransformerDecoder : public ModuleBase<T> {
@@ -82,6 +102,47 @@ class TransformerDecoder : public ModuleBase<T> {
                                     : layers_[i].backward(dout));
     while (i-- > 0) g = &add(layers_[i].backward(*g));                          // d(2), d(1)
     return {*g, dmem_};
+  }
+
+  // ---- Incremental decoding (inference; see TransformerDecoderLayer::forward_step) ----
+  // start_cache  memory (B*Tm, d) -> c: every layer's cross keys/values, empty self caches
+  // for B rows; memory_key_padding_mask (B, Tm) is copied and applied at every step.
+  void start_cache(const ConstRef<T>& memory, Index B, TransformerDecoderCache<T>& c,
+                   const BoolMatrix* memory_key_padding_mask = nullptr, Index capacity = 16) {
+    const char* who = "TransformerDecoder::start_cache";
+    detail::check_shape(who, "memory", memory, -1, d_);
+    if (B <= 0 || memory.rows() == 0 || memory.rows() % B != 0)
+      throw ShapeError(std::string(who) + ": memory rows " + std::to_string(memory.rows()) +
+                       " not a positive multiple of batch size " + std::to_string(B));
+    if (memory_key_padding_mask)
+      detail::check_shape(who, "memory_key_padding_mask", *memory_key_padding_mask, B,
+                          memory.rows() / B);
+    c.layers.resize(layers_.size());
+    for (std::size_t i = 0; i < layers_.size(); ++i)
+      layers_[i].start_cache(memory, B, c.layers[i], capacity);
+    c.has_memory_mask = memory_key_padding_mask != nullptr;
+    if (c.has_memory_mask) c.memory_key_padding_mask = *memory_key_padding_mask;
+  }
+
+  // forward_step  x (n, d): the new token of each of c's n rows -> out (n, d), as row t of
+  // forward(tgt, memory, B, {.tgt_is_causal = true}) with the final norm. memory_row (n):
+  // the memory row (sample) each decoding row reads, null for row i -> sample i.
+  // cross_weights, when given, receive the last layer's cross-attention weights (n, Tm).
+  const Matrix<T>& forward_step(const ConstRef<T>& x, TransformerDecoderCache<T>& c,
+                                const std::vector<Index>* memory_row = nullptr,
+                                Matrix<T>* cross_weights = nullptr) {
+    detail::require(c.layers.size() == layers_.size(), "TransformerDecoder::forward_step",
+                    "cache has " + std::to_string(c.layers.size()) + " layers, expected " +
+                        std::to_string(layers_.size()) + " (call start_cache first)");
+    rows_ = 0;  // the layers' caches are overwritten: no backward until the next forward
+    const TransformerStepArgs a{memory_row,
+                                c.has_memory_mask ? &c.memory_key_padding_mask : nullptr};
+    const std::size_t L = layers_.size();
+    const Matrix<T>* y = &layers_[0].forward_step(x, c.layers[0], a, L == 1 ? cross_weights : nullptr);
+    for (std::size_t i = 1; i < L; ++i)
+      y = &layers_[i].forward_step(*y, c.layers[i], a, i + 1 == L ? cross_weights : nullptr);
+    if (norm_) y = &norm_->forward(*y);
+    return *y;
   }
 
   Children<T> children() override {

@@ -41,6 +41,7 @@
 // Copying a layer copies its weights and dropout streams, not its last forward: backward on a
 // copy before the copy's own forward is refused.
 #include <string>
+#include <vector>
 
 #include "../activations/gelu.hpp"
 #include "../activations/relu.hpp"
@@ -72,6 +73,22 @@ template <typename T>
 struct TransformerDecoderGrads {
   const Matrix<T>& dtgt;     // (B*Tt, d), or (0, d) with requires_input_grad(false)
   const Matrix<T>& dmemory;  // (B*Tm, d), or (0, d) with requires_memory_grad(false)
+};
+
+// Incremental decoding state of one layer (forward_step): the self-attention's keys and values
+// of every token so far, growing by one per step, and the cross-attention's projected memory.
+template <typename T>
+struct TransformerDecoderLayerCache {
+  KVCache<T> self;   // (n rows, t positions) of self_attn's inputs, projected
+  KVCache<T> cross;  // (B rows, Tm positions) of the memory, projected once
+};
+
+// forward_step's per-call arguments.
+struct TransformerStepArgs {
+  // (n) memory row (sample) of each decoding row; null when row i decodes sample i. Beam
+  // search gives each sample several rows, all reading that sample's memory.
+  const std::vector<Index>* memory_row = nullptr;
+  const BoolMatrix* memory_key_padding_mask = nullptr;  // (B, Tm) true = padding
 };
 
 namespace detail {
@@ -139,32 +156,32 @@ class TransformerDecoderLayer : public ModuleBase<T> {
     const Index N = last_.rows;  // B*Tt
     if (!opts_.norm_first) {
       const Matrix<T>& a = self_attn_.forward(tgt, tgt, tgt, B, sa_).output;  // (1) (B*Tt, d)
-      const Matrix<T>& a1 = dropout1_.forward(a);                             // (2) (B*Tt, d)
+      const ConstRef<T> a1 = dropout1_.forward_view(a);                             // (2) (B*Tt, d)
       h1_.resize(N, d_);
       h1_.noalias() = tgt + a1;                        // (3) h1 = x + sa(x)        (B*Tt, d)
       const Matrix<T>& y1 = norm1_.forward(h1_);       // (4) y1 = norm1(h1)        (B*Tt, d)
       const Matrix<T>& c = multihead_attn_.forward(y1, memory, memory, B, ca_).output;  // (5)
-      const Matrix<T>& c1 = dropout2_.forward(c);      // (6) c1 = dropout2(c)      (B*Tt, d)
+      const ConstRef<T> c1 = dropout2_.forward_view(c);      // (6) c1 = dropout2(c)      (B*Tt, d)
       h2_.resize(N, d_);
       h2_.noalias() = y1 + c1;                         // (7) h2 = y1 + ca(y1, m)   (B*Tt, d)
       const Matrix<T>& y2 = norm2_.forward(h2_);       // (8) y2 = norm2(h2)        (B*Tt, d)
-      const Matrix<T>& f = ff_forward(y2);             // (9) f = ff(y2), (a)-(e)   (B*Tt, d)
+      const ConstRef<T> f = ff_forward(y2);             // (9) f = ff(y2), (a)-(e)   (B*Tt, d)
       h3_.resize(N, d_);
       h3_.noalias() = y2 + f;                          // (10) h3 = y2 + f          (B*Tt, d)
       return norm3_.forward(h3_);                      // (11) out = norm3(h3)      (B*Tt, d)
     }
     const Matrix<T>& n1 = norm1_.forward(tgt);                             // (1) (B*Tt, d)
     const Matrix<T>& a = self_attn_.forward(n1, n1, n1, B, sa_).output;    // (2) (B*Tt, d)
-    const Matrix<T>& a1 = dropout1_.forward(a);                            // (3) (B*Tt, d)
+    const ConstRef<T> a1 = dropout1_.forward_view(a);                            // (3) (B*Tt, d)
     h1_.resize(N, d_);
     h1_.noalias() = tgt + a1;                          // (4) h1 = x + sa(norm1(x)) (B*Tt, d)
     const Matrix<T>& n2 = norm2_.forward(h1_);         // (5) n2 = norm2(h1)        (B*Tt, d)
     const Matrix<T>& c = multihead_attn_.forward(n2, memory, memory, B, ca_).output;  // (6)
-    const Matrix<T>& c1 = dropout2_.forward(c);        // (7) c1 = dropout2(c)      (B*Tt, d)
+    const ConstRef<T> c1 = dropout2_.forward_view(c);        // (7) c1 = dropout2(c)      (B*Tt, d)
     h2_.resize(N, d_);
     h2_.noalias() = h1_ + c1;                          // (8) h2 = h1 + ca(n2, m)   (B*Tt, d)
     const Matrix<T>& n3 = norm3_.forward(h2_);         // (9) n3 = norm3(h2)        (B*Tt, d)
-    const Matrix<T>& f = ff_forward(n3);               // (10) f = ff(n3), (a)-(e)  (B*Tt, d)
+    const ConstRef<T> f = ff_forward(n3);               // (10) f = ff(n3), (a)-(e)  (B*Tt, d)
     out_.resize(N, d_);
     out_.noalias() = h2_ + f;                          // (11) out = h2 + f         (B*Tt, d)
     return out_;
@@ -183,14 +200,14 @@ class TransformerDecoderLayer : public ModuleBase<T> {
       dy2_ = dh3;                                    // d(10) wrt y2, residual path
       dy2_ += ff_backward(dh3);                      // d(10) wrt f, then d(9)
       const Matrix<T>& dh2 = norm2_.backward(dy2_);  // d(8)                       (B*Tt, d)
-      const Matrix<T>& dc = dropout2_.backward(dh2); // d(7) wrt c1, then d(6)     (B*Tt, d)
+      const ConstRef<T> dc = dropout2_.backward_view(dh2); // d(7) wrt c1, then d(6)     (B*Tt, d)
       const auto gc = multihead_attn_.backward(dc);  // d(5): dquery, dkey, dvalue
       memory_grad(gc);                               // d(5) wrt m, k = v = m
       dy1_.resize(N, d_);
       dy1_ = dh2;                                    // d(7) wrt y1, residual path
       dy1_ += gc.dquery;                             // d(5) wrt y1
       const Matrix<T>& dh1 = norm1_.backward(dy1_);  // d(4)                       (B*Tt, d)
-      const Matrix<T>& da = dropout1_.backward(dh1); // d(3) wrt a1, then d(2)     (B*Tt, d)
+      const ConstRef<T> da = dropout1_.backward_view(dh1); // d(3) wrt a1, then d(2)     (B*Tt, d)
       const auto ga = self_attn_.backward(da);       // d(1)
       if (!this->input_grad_) return {no_input_grad(), dmem_};
       dx_.resize(N, d_);
@@ -202,13 +219,13 @@ class TransformerDecoderLayer : public ModuleBase<T> {
     dh2_.resize(N, d_);
     dh2_ = dout;                                     // d(11) wrt h2, residual path
     dh2_ += norm3_.backward(dn3);                    // d(9)
-    const Matrix<T>& dc = dropout2_.backward(dh2_);  // d(8) wrt c1, then d(7)     (B*Tt, d)
+    const ConstRef<T> dc = dropout2_.backward_view(dh2_);  // d(8) wrt c1, then d(7)     (B*Tt, d)
     const auto gc = multihead_attn_.backward(dc);    // d(6)
     memory_grad(gc);                                 // d(6) wrt m, k = v = m
     dh1_.resize(N, d_);
     dh1_ = dh2_;                                     // d(8) wrt h1, residual path
     dh1_ += norm2_.backward(gc.dquery);              // d(6) wrt n2, then d(5)
-    const Matrix<T>& da = dropout1_.backward(dh1_);  // d(4) wrt a1, then d(3)     (B*Tt, d)
+    const ConstRef<T> da = dropout1_.backward_view(dh1_);  // d(4) wrt a1, then d(3)     (B*Tt, d)
     const auto ga = self_attn_.backward(da);         // d(2)
     dn1_.resize(N, d_);
     dn1_.noalias() = ga.dquery + ga.dkey + ga.dvalue;  // d(2), q = k = v = n1
@@ -217,6 +234,64 @@ class TransformerDecoderLayer : public ModuleBase<T> {
     dx_.resize(N, d_);
     dx_.noalias() = dh1_ + dxn;                      // d(4) wrt x, plus d(1)
     return {dx_, dmem_};
+  }
+
+  // ---- Incremental decoding (inference: eval mode or dropout 0; no backward) ----
+  // forward_step runs one new token per row through the layer, exactly as forward with
+  // tgt_is_causal = true computes that token's row, but with self-attention over the cached
+  // keys and values of the earlier tokens: O(t d + d^2 + Tm d) work at step t, not O(t^2).
+
+  // start_cache  memory (B*Tm, d) -> c: cross-attention keys/values of the memory, and an
+  // empty self-attention cache for B rows with room for `capacity` tokens (it grows).
+  void start_cache(const ConstRef<T>& memory, Index B, TransformerDecoderLayerCache<T>& c,
+                   Index capacity = 16) {
+    check_step("TransformerDecoderLayer::start_cache");
+    detail::check_shape("TransformerDecoderLayer::start_cache", "memory", memory, -1, d_);
+    multihead_attn_.cache_kv(memory, memory, B, c.cross);
+    c.self.reset(B, d_, capacity);
+  }
+
+  // forward_step  x (n, d), the new token of each of c.self's n rows -> out (n, d)
+  // cross_weights, when given, receive the cross-attention weights (n, Tm), mean over heads.
+  const Matrix<T>& forward_step(const ConstRef<T>& x, TransformerDecoderLayerCache<T>& c,
+                                const TransformerStepArgs& a = {},
+                                Matrix<T>* cross_weights = nullptr) {
+    const char* who = "TransformerDecoderLayer::forward_step";
+    check_step(who);
+    detail::check_shape(who, "x", x, c.self.rows(), d_);
+    last_ = {};  // the submodules' caches are overwritten: no backward until the next forward
+    const typename MultiheadAttention<T>::CachedArgs ca{
+        a.memory_row, a.memory_key_padding_mask, cross_weights};
+    const Index n = x.rows();
+    if (!opts_.norm_first) {
+      self_attn_.append_kv(x, x, c.self);                            // keys/values of (1)
+      const Matrix<T>& sa = self_attn_.attend(x, c.self);            // (1) (n, d)
+      h1_.resize(n, d_);
+      h1_.noalias() = x + sa;                                        // (3)
+      const Matrix<T>& y1 = norm1_.forward(h1_);                     // (4)
+      const Matrix<T>& cr = multihead_attn_.attend(y1, c.cross, ca); // (5)
+      h2_.resize(n, d_);
+      h2_.noalias() = y1 + cr;                                       // (7)
+      const Matrix<T>& y2 = norm2_.forward(h2_);                     // (8)
+      const ConstRef<T> f = ff_forward(y2);                           // (9)
+      h3_.resize(n, d_);
+      h3_.noalias() = y2 + f;                                        // (10)
+      return norm3_.forward(h3_);                                    // (11)
+    }
+    const Matrix<T>& n1 = norm1_.forward(x);                         // (1)
+    self_attn_.append_kv(n1, n1, c.self);                            // keys/values of (2)
+    const Matrix<T>& sa = self_attn_.attend(n1, c.self);             // (2)
+    h1_.resize(n, d_);
+    h1_.noalias() = x + sa;                                          // (4)
+    const Matrix<T>& n2 = norm2_.forward(h1_);                       // (5)
+    const Matrix<T>& cr = multihead_attn_.attend(n2, c.cross, ca);   // (6)
+    h2_.resize(n, d_);
+    h2_.noalias() = h1_ + cr;                                        // (8)
+    const Matrix<T>& n3 = norm3_.forward(h2_);                       // (9)
+    const ConstRef<T> f = ff_forward(n3);                             // (10)
+    out_.resize(n, d_);
+    out_.noalias() = h2_ + f;                                        // (11)
+    return out_;
   }
 
   Children<T> children() override {
@@ -259,6 +334,13 @@ class TransformerDecoderLayer : public ModuleBase<T> {
   Dropout<T>& dropout3() { return dropout3_; }
 
  private:
+  void check_step(const char* who) const {
+    if (this->training_ && opts_.dropout > 0.0)
+      throw ValueError(std::string(who) +
+                       ": incremental decoding has no dropout; call eval() (dropout " +
+                       detail::num_repr(opts_.dropout) + " in training mode)");
+  }
+
   void set_attn_input_grad() {
     self_attn_.requires_input_grad(this->input_grad_ || opts_.norm_first);
     multihead_attn_.requires_input_grad(true);
@@ -300,18 +382,18 @@ class TransformerDecoderLayer : public ModuleBase<T> {
   }
 
   // ff(x) = dropout3(linear2(dropout(activation(linear1(x)))))    x (B*Tt, d) -> (B*Tt, d)
-  const Matrix<T>& ff_forward(const ConstRef<T>& x) {
+  ConstRef<T> ff_forward(const ConstRef<T>& x) {
     const Matrix<T>& f1 = linear1_.forward(x);      // (a) f1 = x W1^T + b1     (B*Tt, ff)
     const Matrix<T>& g = activation().forward(f1);  // (b) g = act(f1)          (B*Tt, ff)
-    const Matrix<T>& gd = dropout_.forward(g);      // (c) gd = dropout(g)      (B*Tt, ff)
+    const ConstRef<T> gd = dropout_.forward_view(g);      // (c) gd = dropout(g)      (B*Tt, ff)
     const Matrix<T>& f2 = linear2_.forward(gd);     // (d) f2 = gd W2^T + b2    (B*Tt, d)
-    return dropout3_.forward(f2);                   // (e) dropout3(f2)         (B*Tt, d)
+    return dropout3_.forward_view(f2);                   // (e) dropout3(f2)         (B*Tt, d)
   }
   // d of ff_forward: df (B*Tt, d) -> dx (B*Tt, d)
   const Matrix<T>& ff_backward(const ConstRef<T>& df) {
-    const Matrix<T>& df2 = dropout3_.backward(df);     // d(e)                  (B*Tt, d)
+    const ConstRef<T> df2 = dropout3_.backward_view(df);     // d(e)                  (B*Tt, d)
     const Matrix<T>& dgd = linear2_.backward(df2);     // d(d)                  (B*Tt, ff)
-    const Matrix<T>& dg = dropout_.backward(dgd);      // d(c)                  (B*Tt, ff)
+    const ConstRef<T> dg = dropout_.backward_view(dgd);      // d(c)                  (B*Tt, ff)
     const Matrix<T>& df1 = activation().backward(dg);  // d(b)                  (B*Tt, ff)
     return linear1_.backward(df1);                     // d(a)                  (B*Tt, d)
   }

@@ -110,22 +110,22 @@ class TransformerEncoderLayer : public ModuleBase<T> {
     const Index N = last_.rows;  // B*T
     if (!opts_.norm_first) {
       const Matrix<T>& a = self_attn_.forward(src, src, src, B, margs).output;  // (1) (B*T, d)
-      const Matrix<T>& a1 = dropout1_.forward(a);                               // (2) (B*T, d)
+      const ConstRef<T> a1 = dropout1_.forward_view(a);                               // (2) (B*T, d)
       h_.resize(N, d_);
       h_.noalias() = src + a1;                         // (3) h = x + sa(x)        (B*T, d)
       const Matrix<T>& y1 = norm1_.forward(h_);        // (4) y1 = norm1(h)        (B*T, d)
-      const Matrix<T>& f = ff_forward(y1);             // (5) f = ff(y1), (a)-(e)  (B*T, d)
+      const ConstRef<T> f = ff_forward(y1);             // (5) f = ff(y1), (a)-(e)  (B*T, d)
       h2_.resize(N, d_);
       h2_.noalias() = y1 + f;                          // (6) h2 = y1 + f          (B*T, d)
       return norm2_.forward(h2_);                      // (7) out = norm2(h2)      (B*T, d)
     }
     const Matrix<T>& n1 = norm1_.forward(src);                               // (1) (B*T, d)
     const Matrix<T>& a = self_attn_.forward(n1, n1, n1, B, margs).output;    // (2) (B*T, d)
-    const Matrix<T>& a1 = dropout1_.forward(a);                              // (3) (B*T, d)
+    const ConstRef<T> a1 = dropout1_.forward_view(a);                              // (3) (B*T, d)
     h_.resize(N, d_);
     h_.noalias() = src + a1;                           // (4) h = x + sa(norm1(x)) (B*T, d)
     const Matrix<T>& n2 = norm2_.forward(h_);          // (5) n2 = norm2(h)        (B*T, d)
-    const Matrix<T>& f = ff_forward(n2);               // (6) f = ff(n2), (a)-(e)  (B*T, d)
+    const ConstRef<T> f = ff_forward(n2);               // (6) f = ff(n2), (a)-(e)  (B*T, d)
     out_.resize(N, d_);
     out_.noalias() = h_ + f;                           // (7) out = h + f          (B*T, d)
     return out_;
@@ -144,7 +144,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
       dy1_ = dh2;                                    // d(6) wrt y1, residual path
       dy1_ += ff_backward(dh2);                      // d(6) wrt f, then d(5)
       const Matrix<T>& dh = norm1_.backward(dy1_);   // d(4)                       (B*T, d)
-      const Matrix<T>& da = dropout1_.backward(dh);  // d(3) wrt a1, then d(2)     (B*T, d)
+      const ConstRef<T> da = dropout1_.backward_view(dh);  // d(3) wrt a1, then d(2)     (B*T, d)
       const auto g = self_attn_.backward(da);        // d(1): dq, dk, dv           (B*T, d)
       if (!this->input_grad_) return no_input_grad();
       dx_.resize(N, d_);
@@ -156,7 +156,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
     dh_.resize(N, d_);
     dh_ = dout;                                      // d(7) wrt h, residual path
     dh_ += norm2_.backward(dn2);                     // d(5)
-    const Matrix<T>& da = dropout1_.backward(dh_);   // d(4) wrt a1, then d(3)     (B*T, d)
+    const ConstRef<T> da = dropout1_.backward_view(dh_);   // d(4) wrt a1, then d(3)     (B*T, d)
     const auto g = self_attn_.backward(da);          // d(2)                       (B*T, d)
     dn1_.resize(N, d_);
     dn1_.noalias() = g.dquery + g.dkey + g.dvalue;   // d(2), q = k = v = n1
@@ -232,18 +232,18 @@ class TransformerEncoderLayer : public ModuleBase<T> {
   }
 
   // ff(x) = dropout2(linear2(dropout(activation(linear1(x)))))     x (B*T, d) -> (B*T, d)
-  const Matrix<T>& ff_forward(const ConstRef<T>& x) {
+  ConstRef<T> ff_forward(const ConstRef<T>& x) {
     const Matrix<T>& f1 = linear1_.forward(x);    // (a) f1 = x W1^T + b1       (B*T, ff)
     const Matrix<T>& g = activation().forward(f1);  // (b) g = act(f1)          (B*T, ff)
-    const Matrix<T>& gd = dropout_.forward(g);    // (c) gd = dropout(g)        (B*T, ff)
+    const ConstRef<T> gd = dropout_.forward_view(g);    // (c) gd = dropout(g)        (B*T, ff)
     const Matrix<T>& f2 = linear2_.forward(gd);   // (d) f2 = gd W2^T + b2      (B*T, d)
-    return dropout2_.forward(f2);                 // (e) dropout2(f2)           (B*T, d)
+    return dropout2_.forward_view(f2);                 // (e) dropout2(f2)           (B*T, d)
   }
   // d of ff_forward: df (B*T, d) -> dx (B*T, d)
   const Matrix<T>& ff_backward(const ConstRef<T>& df) {
-    const Matrix<T>& df2 = dropout2_.backward(df);      // d(e)                 (B*T, d)
+    const ConstRef<T> df2 = dropout2_.backward_view(df);      // d(e)                 (B*T, d)
     const Matrix<T>& dgd = linear2_.backward(df2);      // d(d)                 (B*T, ff)
-    const Matrix<T>& dg = dropout_.backward(dgd);       // d(c)                 (B*T, ff)
+    const ConstRef<T> dg = dropout_.backward_view(dgd);       // d(c)                 (B*T, ff)
     const Matrix<T>& df1 = activation().backward(dg);   // d(b)                 (B*T, ff)
     return linear1_.backward(df1);                      // d(a)                 (B*T, d)
   }
