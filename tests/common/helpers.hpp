@@ -1,9 +1,10 @@
 #pragma once
-// Small helpers shared by tests in several folders: a seeded random matrix and a label vector
-// written out as a list. Included as "common/helpers.hpp" (tests/ is on the include path).
+// Small helpers shared by tests in several folders: a seeded random matrix, and label and
+// token batches written out as lists. Included as "common/helpers.hpp" (tests/ is on the include path).
 #include <cstdint>
 #include <heed/core.hpp>
 #include <initializer_list>
+#include <stdexcept>
 
 namespace heed_test {
 
@@ -22,6 +23,17 @@ inline heed::Labels labels(std::initializer_list<int> v) {
   heed::Index i = 0;
   for (int x : v) y(i++) = x;
   return y;
+}
+
+// tokens(2, 3, {1, 2, 3, 4, 5, 6}): a (rows, cols) heed::Tokens batch, row-major. The list must
+// hold rows * cols ids (std::invalid_argument otherwise: no doctest here).
+inline heed::Tokens tokens(heed::Index rows, heed::Index cols, std::initializer_list<int> v) {
+  if (static_cast<heed::Index>(v.size()) != rows * cols)
+    throw std::invalid_argument("tokens: list size does not match rows * cols");
+  heed::Tokens t(rows, cols);
+  heed::Index i = 0;
+  for (int x : v) t.data()[i++] = x;
+  return t;
 }
 
 }  // namespace heed_test

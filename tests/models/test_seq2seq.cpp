@@ -18,16 +18,9 @@ using heed::testing::check_gradient;
 using heed::testing::GradcheckResult;
 using heed::testing::merge;
 using heed_test::labels;
+using heed_test::tokens;
 
 namespace {
-
-Tokens tokens(Index rows, Index cols, std::initializer_list<int> v) {
-  Tokens t(rows, cols);
-  REQUIRE(Index(v.size()) == rows * cols);
-  Index i = 0;
-  for (int x : v) t.data()[i++] = x;
-  return t;
-}
 
 // Tiny sizes: 2He = 4 != Hd = 3, so dot and scaled scores go through the key projection.
 Seq2SeqOptions tiny(Index Hd = 3) {

@@ -56,6 +56,8 @@
 #include "../layers/gru.hpp"
 #include "../layers/linear.hpp"
 #include "../losses/cross_entropy.hpp"
+#include "search.hpp"
+#include "seq2seq_common.hpp"
 
 namespace heed {
 
@@ -71,15 +73,7 @@ struct Seq2SeqOptions {
   int eos_id = 2;            // target end token
 };
 
-// One decoded sequence: tokens as produced, ending with eos unless max_len was reached;
-// attention (tokens.size(), lengths[b]): row i = the weights over the source when token i was
-// predicted; log_prob = sum of the tokens' log-probabilities.
-template <typename T>
-struct Translation {
-  std::vector<int> tokens;
-  Matrix<T> attention;
-  double log_prob = 0;
-};
+// Translation<T> (tokens, attention, log_prob) is in search.hpp.
 
 template <typename T, template <typename> class Score = AdditiveScore>
 class Seq2Seq : public ModuleBase<T> {
@@ -203,135 +197,42 @@ class Seq2Seq : public ModuleBase<T> {
   T loss() const { return loss_; }
   const Matrix<T>& attention_weights() const { return P_; }
 
-  // Greedy decoding: at each step the most probable token (lowest id on ties) is fed back,
+  // Greedy decoding and beam search (heed/models/search.hpp): the step function feeds each
+  // row's token and the state of its parent row through (D1)-(D7) and the head (H1).
+  // beam_size 1 is greedy decoding: the most probable token (lowest id on ties) fed back,
   // until every sample has produced eos or max_len tokens.
   std::vector<Translation<T>> greedy_decode(const Tokens& src, const LabelsRef& src_lengths,
                                             Index max_len) {
-    check_decode_args(1, max_len);
-    check_source(src, src_lengths);
-    const Index B = src.rows(), Ts = src.cols(), Hd = o_.dec_hidden, E = o_.embed_dim;
-    encode(src, src_lengths);
-    std::vector<Translation<T>> res(static_cast<std::size_t>(B));
-    std::vector<Matrix<T>> att(static_cast<std::size_t>(B));
-    for (Index b = 0; b < B; ++b) att[b].resize(max_len, src_lengths(b));
-    Labels prev = Labels::Constant(B, o_.bos_id), lens = src_lengths;
-    std::vector<char> done(static_cast<std::size_t>(B), 0);
-    Matrix<T> Pstep(B, Ts), h = h0_, X(B, E + Dv_), O(B, Hd + Dv_);
-    const EvalScope no_cache(cell_);  // decoding caches nothing; the mode is restored after
-    Index live = B;
-    for (Index t = 0; t < max_len && live > 0; ++t) {
-      attend(h, [&](Index b) { return b * Ts; }, [&](Index b) { return Index(lens(b)); }, Pstep, ctx_);
-      X.leftCols(E) = tgt_emb_.forward(prev);
-      X.rightCols(Dv_) = ctx_;
-      h = cell_.forward(X, h);
-      O.leftCols(Hd) = h;
-      O.rightCols(Dv_) = ctx_;
-      const Matrix<T>& logits = out_.forward(O);  // (B, V)
-      for (Index b = 0; b < B; ++b) {
-        if (done[b]) continue;
-        Index best;
-        logits.row(b).maxCoeff(&best);
-        const T lse = detail::logsumexp_row(logits.row(b));
-        auto& r = res[b];
-        att[b].row(Index(r.tokens.size())) = Pstep.row(b).head(lens(b));
-        r.tokens.push_back(static_cast<int>(best));
-        r.log_prob += static_cast<double>(logits(b, best) - lse);
-        prev(b) = static_cast<int>(best);
-        if (best == o_.eos_id) done[b] = 1, --live;
-      }
-    }
-    for (Index b = 0; b < B; ++b) res[b].attention = att[b].topRows(Index(res[b].tokens.size()));
-    return res;
+    return beam_search(src, src_lengths, 1, max_len);
   }
-
-  // Beam search with beam_size hypotheses per sample (scores: sum of log-probabilities, no
-  // length normalisation). A hypothesis ending in eos is finished; the search for a sample
-  // stops when no live hypothesis remains or the best finished one scores at least as well
-  // as every live one (scores only decrease). beam_size 1 is greedy decoding.
   std::vector<Translation<T>> beam_search(const Tokens& src, const LabelsRef& src_lengths,
                                           Index beam_size, Index max_len) {
     check_decode_args(beam_size, max_len);
     check_source(src, src_lengths);
     const Index B = src.rows(), Ts = src.cols(), Hd = o_.dec_hidden, E = o_.embed_dim;
-    const Index V = o_.tgt_vocab;
     encode(src, src_lengths);
-    std::vector<Translation<T>> res(static_cast<std::size_t>(B));
-    const EvalScope no_cache(cell_);  // decoding caches nothing; the mode is restored after
-    struct Hyp {
-      std::vector<int> tokens;
-      std::vector<RowVector<T>> att;
-      double logp = 0;
-      Index row = 0;  // row of the state in h
+    const detail::EvalScope<T> no_cache(cell_);  // decoding caches nothing; the mode is restored after
+    const Labels lens = src_lengths;
+    Matrix<T> h = h0_, hn, X, O;      // h: one state row per row of the last step
+    auto step = [&](const std::vector<Index>& parents, const std::vector<Index>& samples,
+                    const Labels& tokens, Matrix<T>& att) -> const Matrix<T>& {
+      const Index n = Index(parents.size());
+      hn.resize(n, Hd);
+      for (Index i = 0; i < n; ++i) hn.row(i) = h.row(parents[i]);
+      att.resize(n, Ts);
+      attend(hn, [&](Index i) { return samples[i] * Ts; },
+             [&](Index i) { return Index(lens(samples[i])); }, att, ctx_);  // (D1)-(D4)
+      X.resize(n, E + Dv_);
+      X.leftCols(E) = tgt_emb_.forward(tokens);                              // (D5)
+      X.rightCols(Dv_) = ctx_;
+      h = cell_.forward(X, hn);                                              // (D6)
+      O.resize(n, Hd + Dv_);
+      O.leftCols(Hd) = h;                                                    // (D7)
+      O.rightCols(Dv_) = ctx_;
+      return out_.forward(O);                                                // (H1) (n, V)
     };
-    struct Cand {
-      double score;
-      Index hyp, tok;
-    };
-    for (Index b = 0; b < B; ++b) {
-      const Index len = src_lengths(b);
-      std::vector<Hyp> alive(1), finished;
-      Matrix<T> h = h0_.row(b), X, O, Pstep;
-      Labels prev;
-      for (Index t = 0; t < max_len && !alive.empty(); ++t) {
-        const Index n = Index(alive.size());
-        prev.resize(n);
-        Matrix<T> hn(n, Hd);
-        for (Index i = 0; i < n; ++i) {
-          prev(i) = alive[i].tokens.empty() ? o_.bos_id : alive[i].tokens.back();
-          hn.row(i) = h.row(alive[i].row);
-        }
-        Pstep.resize(n, Ts);
-        attend(hn, [&](Index) { return b * Ts; }, [&](Index) { return len; }, Pstep, ctx_);
-        X.resize(n, E + Dv_);
-        X.leftCols(E) = tgt_emb_.forward(prev);
-        X.rightCols(Dv_) = ctx_;
-        h = cell_.forward(X, hn);
-        O.resize(n, Hd + Dv_);
-        O.leftCols(Hd) = h;
-        O.rightCols(Dv_) = ctx_;
-        const Matrix<T>& logits = out_.forward(O);  // (n, V)
-        std::vector<Cand> cands;
-        cands.reserve(static_cast<std::size_t>(n * V));
-        for (Index i = 0; i < n; ++i) {
-          const T lse = detail::logsumexp_row(logits.row(i));
-          for (Index v = 0; v < V; ++v)
-            cands.push_back({alive[i].logp + static_cast<double>(logits(i, v) - lse), i, v});
-        }
-        const Index k = std::min<Index>(beam_size, Index(cands.size()));
-        std::partial_sort(cands.begin(), cands.begin() + k, cands.end(),
-                          [](const Cand& a, const Cand& c) {
-                            if (a.score != c.score) return a.score > c.score;
-                            return a.hyp != c.hyp ? a.hyp < c.hyp : a.tok < c.tok;
-                          });
-        std::vector<Hyp> next;
-        for (Index j = 0; j < k; ++j) {
-          const Cand& c = cands[j];
-          Hyp nh = alive[c.hyp];
-          nh.tokens.push_back(static_cast<int>(c.tok));
-          nh.att.push_back(Pstep.row(c.hyp).head(len));
-          nh.logp = c.score;
-          nh.row = c.hyp;
-          if (c.tok == o_.eos_id) finished.push_back(std::move(nh));
-          else next.push_back(std::move(nh));
-        }
-        alive = std::move(next);
-        if (!finished.empty() && !alive.empty()) {
-          double best_fin = -std::numeric_limits<double>::infinity();
-          for (auto& f : finished) best_fin = std::max(best_fin, f.logp);
-          if (best_fin >= alive.front().logp) break;  // alive is sorted, best first
-        }
-      }
-      for (auto& a : alive) finished.push_back(std::move(a));  // max_len reached
-      const Hyp* best = &finished.front();
-      for (auto& f : finished)
-        if (f.logp > best->logp) best = &f;
-      auto& r = res[b];
-      r.tokens = best->tokens;
-      r.log_prob = best->logp;
-      r.attention.resize(Index(best->att.size()), len);
-      for (std::size_t i = 0; i < best->att.size(); ++i) r.attention.row(Index(i)) = best->att[i];
-    }
-    return res;
+    return heed::beam_search<T>(B, lens, {.beam_size = beam_size, .max_len = max_len,
+                                          .bos_id = o_.bos_id, .eos_id = o_.eos_id}, step);
   }
 
   // beam_size 1: greedy_decode, else beam_search.
@@ -356,28 +257,10 @@ class Seq2Seq : public ModuleBase<T> {
   }
 
  private:
-  // Eval mode for one scope, then the module's previous mode back.
-  struct EvalScope {
-    explicit EvalScope(ModuleBase<T>& m) : m_(m), was_(m.training()) { m_.eval(); }
-    ~EvalScope() { m_.train(was_); }
-    ModuleBase<T>& m_;
-    bool was_;
-  };
-
   static Seq2SeqOptions check_options(const Seq2SeqOptions& o) {
-    const char* who = "Seq2Seq";
-    detail::require(o.src_vocab > 0 && o.tgt_vocab > 0, who,
-                    "src_vocab and tgt_vocab must be positive, got " + std::to_string(o.src_vocab) +
-                        " and " + std::to_string(o.tgt_vocab));
+    detail::check_seq2seq_ids("Seq2Seq", o.src_vocab, o.tgt_vocab, o.pad_id, o.bos_id, o.eos_id);
     detail::require(o.embed_dim > 0 && o.enc_hidden > 0 && o.dec_hidden > 0 && o.attention_dim > 0,
-                    who, "embed_dim, enc_hidden, dec_hidden and attention_dim must be positive");
-    detail::require(o.pad_id >= 0 && o.pad_id < o.src_vocab && o.pad_id < o.tgt_vocab, who,
-                    "pad_id " + std::to_string(o.pad_id) + " must be a valid id in both vocabularies");
-    for (int id : {o.bos_id, o.eos_id})
-      detail::require(id >= 0 && id < o.tgt_vocab && id != o.pad_id, who,
-                      "bos_id and eos_id must be target ids other than pad_id, got " +
-                          std::to_string(id));
-    detail::require(o.bos_id != o.eos_id, who, "bos_id and eos_id must differ");
+                    "Seq2Seq", "embed_dim, enc_hidden, dec_hidden and attention_dim must be positive");
     return o;
   }
 
@@ -400,17 +283,7 @@ class Seq2Seq : public ModuleBase<T> {
   }
 
   void check_source(const Tokens& src, const LabelsRef& lengths) const {
-    if (src.rows() < 1 || src.cols() < 1)
-      throw ShapeError(name_ + ": src expected (B >= 1, Ts >= 1), got " +
-                       detail::shape_str(src.rows(), src.cols()));
-    if (lengths.size() != src.rows())
-      throw ShapeError(name_ + ": src_lengths expected (" + std::to_string(src.rows()) +
-                       "), got (" + std::to_string(lengths.size()) + ")");
-    for (Index b = 0; b < lengths.size(); ++b)
-      if (lengths(b) < 1 || lengths(b) > src.cols())
-        throw ValueError(name_ + ": src_lengths[" + std::to_string(b) + "] = " +
-                         std::to_string(lengths(b)) + " out of range [1, " +
-                         std::to_string(src.cols()) + "]");
+    detail::check_source(name_, src, lengths);
   }
 
   // (E1)-(E4): encoder states, keys and the decoder's initial state h0_ (B, Hd).
