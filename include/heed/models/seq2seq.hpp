@@ -211,7 +211,7 @@ class Seq2Seq : public ModuleBase<T> {
     check_source(src, src_lengths);
     const Index B = src.rows(), Ts = src.cols(), Hd = o_.dec_hidden, E = o_.embed_dim;
     encode(src, src_lengths);
-    const detail::EvalScope<T> no_cache(cell_);  // decoding caches nothing; the mode is restored after
+    const detail::EvalScope<T> no_cache(cell_);  // decoding caches nothing; mode restored after
     const Labels lens = src_lengths;
     Matrix<T> h = h0_, hn, X, O;      // h: one state row per row of the last step
     auto step = [&](const std::vector<Index>& parents, const std::vector<Index>& samples,

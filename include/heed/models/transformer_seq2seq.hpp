@@ -154,7 +154,7 @@ class TransformerSeq2Seq : public ModuleBase<T> {
       throw ValueError("TransformerSeq2Seq: max_len " + std::to_string(max_len) +
                        " exceeds the model's max_len " + std::to_string(o_.max_len));
     const Index B = src.rows();
-    const detail::EvalScope<T> eval(*this);  // decoding has no dropout; the mode is restored after
+    const detail::EvalScope<T> eval(*this);  // decoding has no dropout; mode restored after
     pad_ = key_padding_mask(src_lengths, src.cols());
     const Matrix<T>& xs = embed(src_emb_, src, kSrc, B);
     const Matrix<T>& memory = transformer_.encode(xs, B, {.src_key_padding_mask = &pad_});

@@ -18,6 +18,7 @@
 
 #include "../layers/layer_norm.hpp"
 #include "../layers/module_list.hpp"
+#include "layer_stack.hpp"
 #include "decoder_layer.hpp"
 
 namespace heed {
@@ -57,33 +58,25 @@ class TransformerDecoder : public ModuleBase<T> {
 
   TransformerDecoder(const Layer& layer, Index num_layers, TransformerDecoderOptions<T> opts = {},
                      Generator& gen = default_generator())
-      : d_(layer.d_model()), norm_(std::move(opts.norm)) {
-    check_num_layers(num_layers);
-    for (Index i = 0; i < num_layers; ++i) {
-      Layer& l = layers_.emplace(layer);
-      if (i > 0)
-        for (auto& [path, g] : l.generators()) g->seed(gen.bits());
-    }
-    check_norm();
-  }
+      : d_(layer.d_model()),
+        stack_("TransformerDecoder", layer, num_layers, std::move(opts.norm), gen) {}
 
   TransformerDecoder(Index d_model, Index nhead, Index num_layers,
                      TransformerLayerOptions layer_opts = {},
                      TransformerDecoderOptions<T> opts = {}, Generator& gen = default_generator())
-      : d_(d_model), norm_(std::move(opts.norm)) {
-    check_num_layers(num_layers);
-    for (Index i = 0; i < num_layers; ++i) layers_.emplace(d_model, nhead, layer_opts, gen);
-    check_norm();
-  }
+      : d_(d_model),
+        stack_("TransformerDecoder", d_model, nhead, num_layers, layer_opts, std::move(opts.norm),
+               gen) {}
 
   // forward                          tgt (B*Tt, d), memory (B*Tm, d) -> out (B*Tt, d)
   const Matrix<T>& forward(const ConstRef<T>& tgt, const ConstRef<T>& memory, Index B,
                            const TransformerDecoderArgs<T>& args = {}) {
     detail::check_decoder_input<T>("TransformerDecoder", tgt, memory, B, d_, args);
-    const Matrix<T>* x = &layers_[0].forward(tgt, memory, B, args);      // (1) x_1 (B*Tt, d)
-    for (std::size_t i = 1; i < layers_.size(); ++i)
-      x = &layers_[i].forward(*x, memory, B, args);                      // (2) x_{i+1}
-    if (norm_) x = &norm_->forward(*x);                                  // (3) out = norm(x_L)
+    auto& layers = stack_.layers;
+    const Matrix<T>* x = &layers[0].forward(tgt, memory, B, args);   // (1) x_1 (B*Tt, d)
+    for (std::size_t i = 1; i < layers.size(); ++i)
+      x = &layers[i].forward(*x, memory, B, args);                   // (2) x_{i+1}
+    if (stack_.norm) x = &stack_.norm->forward(*x);                  // (3) out = norm(x_L)
     rows_ = tgt.rows();
     mem_rows_ = memory.rows();
     return *x;
@@ -96,11 +89,12 @@ class TransformerDecoder : public ModuleBase<T> {
     detail::check_shape("TransformerDecoder", "gradient", dout, rows_, d_);
     if (memory_grad_) dmem_.setZero(mem_rows_, d_);
     else dmem_.resize(0, d_);
-    std::size_t i = layers_.size() - 1;
+    auto& layers = stack_.layers;
+    std::size_t i = layers.size() - 1;
     // Each layer's dtgt is its own buffer, read by the layer below it.
-    const Matrix<T>* g = &add(norm_ ? layers_[i].backward(norm_->backward(dout))  // d(3), d(2)
-                                    : layers_[i].backward(dout));
-    while (i-- > 0) g = &add(layers_[i].backward(*g));                          // d(2), d(1)
+    const Matrix<T>* g = &add(stack_.norm ? layers[i].backward(stack_.norm->backward(dout))  // d(3)
+                                          : layers[i].backward(dout));                       // d(2)
+    while (i-- > 0) g = &add(layers[i].backward(*g));                // d(2), d(1)
     return {*g, dmem_};
   }
 
@@ -117,9 +111,9 @@ class TransformerDecoder : public ModuleBase<T> {
     if (memory_key_padding_mask)
       detail::check_shape(who, "memory_key_padding_mask", *memory_key_padding_mask, B,
                           memory.rows() / B);
-    c.layers.resize(layers_.size());
-    for (std::size_t i = 0; i < layers_.size(); ++i)
-      layers_[i].start_cache(memory, B, c.layers[i], capacity);
+    c.layers.resize(stack_.layers.size());
+    for (std::size_t i = 0; i < stack_.layers.size(); ++i)
+      stack_.layers[i].start_cache(memory, B, c.layers[i], capacity);
     c.has_memory_mask = memory_key_padding_mask != nullptr;
     if (c.has_memory_mask) c.memory_key_padding_mask = *memory_key_padding_mask;
   }
@@ -131,59 +125,45 @@ class TransformerDecoder : public ModuleBase<T> {
   const Matrix<T>& forward_step(const ConstRef<T>& x, TransformerDecoderCache<T>& c,
                                 const std::vector<Index>* memory_row = nullptr,
                                 Matrix<T>* cross_weights = nullptr) {
-    detail::require(c.layers.size() == layers_.size(), "TransformerDecoder::forward_step",
+    detail::require(c.layers.size() == stack_.layers.size(), "TransformerDecoder::forward_step",
                     "cache has " + std::to_string(c.layers.size()) + " layers, expected " +
-                        std::to_string(layers_.size()) + " (call start_cache first)");
+                        std::to_string(stack_.layers.size()) + " (call start_cache first)");
     rows_ = 0;  // the layers' caches are overwritten: no backward until the next forward
     const TransformerStepArgs a{memory_row,
                                 c.has_memory_mask ? &c.memory_key_padding_mask : nullptr};
-    const std::size_t L = layers_.size();
-    const Matrix<T>* y = &layers_[0].forward_step(x, c.layers[0], a, L == 1 ? cross_weights : nullptr);
+    auto& layers = stack_.layers;
+    const std::size_t L = layers.size();
+    const Matrix<T>* y =
+        &layers[0].forward_step(x, c.layers[0], a, L == 1 ? cross_weights : nullptr);
     for (std::size_t i = 1; i < L; ++i)
-      y = &layers_[i].forward_step(*y, c.layers[i], a, i + 1 == L ? cross_weights : nullptr);
-    if (norm_) y = &norm_->forward(*y);
+      y = &layers[i].forward_step(*y, c.layers[i], a, i + 1 == L ? cross_weights : nullptr);
+    if (stack_.norm) y = &stack_.norm->forward(*y);
     return *y;
   }
 
-  Children<T> children() override {
-    Children<T> c{{"layers", &layers_}};
-    if (norm_) c.emplace_back("norm", &*norm_);
-    return c;
-  }
+  Children<T> children() override { return stack_.children(); }
   std::string name() const override { return "TransformerDecoder"; }
-  std::string extra_repr() const override {
-    return "num_layers=" + std::to_string(layers_.size()) + (norm_ ? ", norm=LayerNorm" : "");
-  }
+  std::string extra_repr() const override { return stack_.extra_repr(); }
   // Only the first layer sees the decoder's tgt; every layer sees the memory.
   using ModuleBase<T>::requires_input_grad;  // the getter, not hidden by the override
   void requires_input_grad(bool on) override {
     ModuleBase<T>::requires_input_grad(on);
-    layers_[0].requires_input_grad(on);
+    stack_.layers[0].requires_input_grad(on);
   }
   bool requires_memory_grad() const { return memory_grad_; }
   void requires_memory_grad(bool on) {
     memory_grad_ = on;
-    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i].requires_memory_grad(on);
+    for (std::size_t i = 0; i < stack_.layers.size(); ++i)
+      stack_.layers[i].requires_memory_grad(on);
   }
 
-  Index num_layers() const { return static_cast<Index>(layers_.size()); }
+  Index num_layers() const { return static_cast<Index>(stack_.layers.size()); }
   Index d_model() const { return d_; }
-  Layer& layer(std::size_t i) { return layers_[i]; }
-  ModuleList<T, Layer>& layers() { return layers_; }
-  LayerNorm<T>* norm() { return norm_ ? &*norm_ : nullptr; }
+  Layer& layer(std::size_t i) { return stack_.layers[i]; }
+  ModuleList<T, Layer>& layers() { return stack_.layers; }
+  LayerNorm<T>* norm() { return stack_.norm ? &*stack_.norm : nullptr; }
 
  private:
-  static void check_num_layers(Index n) {
-    detail::require(n > 0, "TransformerDecoder",
-                    "num_layers must be positive, got " + std::to_string(n));
-  }
-  void check_norm() {
-    if (!norm_) return;
-    for (auto& p : norm_->parameters())
-      if (p.value->cols() != d_)
-        throw ShapeError("TransformerDecoder: norm expected LayerNorm(" + std::to_string(d_) +
-                         "), got LayerNorm(" + std::to_string(p.value->cols()) + ")");
-  }
   // dmemory += a layer's dmemory; its dtgt passed on.
   const Matrix<T>& add(const TransformerDecoderGrads<T>& g) {
     if (memory_grad_ && g.dmemory.size() > 0) dmem_ += g.dmemory;
@@ -191,8 +171,7 @@ class TransformerDecoder : public ModuleBase<T> {
   }
 
   Index d_;
-  ModuleList<T, Layer> layers_;
-  std::optional<LayerNorm<T>> norm_;
+  detail::LayerStack<T, Layer> stack_;  // layers and final norm
   bool memory_grad_ = true;
   Index rows_ = 0, mem_rows_ = 0;  // of the last forward
   Matrix<T> dmem_;                 // (B*Tm, d) the sum over layers

@@ -20,6 +20,7 @@
 
 #include "../layers/layer_norm.hpp"
 #include "../layers/module_list.hpp"
+#include "layer_stack.hpp"
 #include "encoder_layer.hpp"
 
 namespace heed {
@@ -40,32 +41,25 @@ class TransformerEncoder : public ModuleBase<T> {
 
   TransformerEncoder(const Layer& layer, Index num_layers, TransformerEncoderOptions<T> opts = {},
                      Generator& gen = default_generator())
-      : d_(layer.d_model()), norm_(std::move(opts.norm)) {
-    check_num_layers(num_layers);
-    for (Index i = 0; i < num_layers; ++i) {
-      Layer& l = layers_.emplace(layer);
-      if (i > 0)
-        for (auto& [path, g] : l.generators()) g->seed(gen.bits());
-    }
-    check_norm();
-  }
+      : d_(layer.d_model()),
+        stack_("TransformerEncoder", layer, num_layers, std::move(opts.norm), gen) {}
 
   TransformerEncoder(Index d_model, Index nhead, Index num_layers,
                      TransformerLayerOptions layer_opts = {},
                      TransformerEncoderOptions<T> opts = {}, Generator& gen = default_generator())
-      : d_(d_model), norm_(std::move(opts.norm)) {
-    check_num_layers(num_layers);
-    for (Index i = 0; i < num_layers; ++i) layers_.emplace(d_model, nhead, layer_opts, gen);
-    check_norm();
-  }
+      : d_(d_model),
+        stack_("TransformerEncoder", d_model, nhead, num_layers, layer_opts, std::move(opts.norm),
+               gen) {}
 
   // forward                                        src (B*T, d) -> out (B*T, d)
-  const Matrix<T>& forward(const ConstRef<T>& src, Index B, const TransformerEncoderArgs<T>& args = {}) {
+  const Matrix<T>& forward(const ConstRef<T>& src, Index B,
+                           const TransformerEncoderArgs<T>& args = {}) {
     detail::check_encoder_input<T>("TransformerEncoder", src, B, d_, args);
-    const Matrix<T>* x = &layers_[0].forward(src, B, args);               // (1) x_1 (B*T, d)
-    for (std::size_t i = 1; i < layers_.size(); ++i)
-      x = &layers_[i].forward(*x, B, args);                               // (2) x_{i+1}
-    if (norm_) x = &norm_->forward(*x);                                   // (3) out = norm(x_L)
+    auto& layers = stack_.layers;
+    const Matrix<T>* x = &layers[0].forward(src, B, args);           // (1) x_1 (B*T, d)
+    for (std::size_t i = 1; i < layers.size(); ++i)
+      x = &layers[i].forward(*x, B, args);                           // (2) x_{i+1}
+    if (stack_.norm) x = &stack_.norm->forward(*x);                  // (3) out = norm(x_L)
     rows_ = src.rows();
     return *x;
   }
@@ -75,51 +69,34 @@ class TransformerEncoder : public ModuleBase<T> {
   const Matrix<T>& backward(const ConstRef<T>& dout) {
     detail::require_forward(rows_ > 0, "TransformerEncoder");
     detail::check_shape("TransformerEncoder", "gradient", dout, rows_, d_);
-    std::size_t i = layers_.size() - 1;
-    const Matrix<T>* g = norm_ ? &layers_[i].backward(norm_->backward(dout))  // d(3), d(2)
-                               : &layers_[i].backward(dout);
-    while (i-- > 0) g = &layers_[i].backward(*g);                            // d(2), d(1)
+    auto& layers = stack_.layers;
+    std::size_t i = layers.size() - 1;
+    const Matrix<T>* g = stack_.norm ? &layers[i].backward(stack_.norm->backward(dout))  // d(3)
+                                     : &layers[i].backward(dout);                        // d(2)
+    while (i-- > 0) g = &layers[i].backward(*g);                     // d(2), d(1)
     return *g;
   }
 
-  Children<T> children() override {
-    Children<T> c{{"layers", &layers_}};
-    if (norm_) c.emplace_back("norm", &*norm_);
-    return c;
-  }
+  Children<T> children() override { return stack_.children(); }
   std::string name() const override { return "TransformerEncoder"; }
-  std::string extra_repr() const override {
-    return "num_layers=" + std::to_string(layers_.size()) + (norm_ ? ", norm=LayerNorm" : "");
-  }
+  std::string extra_repr() const override { return stack_.extra_repr(); }
   // Only the first layer sees the encoder's input.
   using ModuleBase<T>::requires_input_grad;  // the getter, not hidden by the override
   void requires_input_grad(bool on) override {
     ModuleBase<T>::requires_input_grad(on);
-    layers_[0].requires_input_grad(on);
+    stack_.layers[0].requires_input_grad(on);
   }
 
-  Index num_layers() const { return static_cast<Index>(layers_.size()); }
+  Index num_layers() const { return static_cast<Index>(stack_.layers.size()); }
   Index d_model() const { return d_; }
-  Layer& layer(std::size_t i) { return layers_[i]; }
-  ModuleList<T, Layer>& layers() { return layers_; }
-  LayerNorm<T>* norm() { return norm_ ? &*norm_ : nullptr; }
+  Layer& layer(std::size_t i) { return stack_.layers[i]; }
+  ModuleList<T, Layer>& layers() { return stack_.layers; }
+  LayerNorm<T>* norm() { return stack_.norm ? &*stack_.norm : nullptr; }
 
  private:
-  static void check_num_layers(Index n) {
-    detail::require(n > 0, "TransformerEncoder",
-                    "num_layers must be positive, got " + std::to_string(n));
-  }
-  void check_norm() {
-    if (!norm_) return;
-    for (auto& p : norm_->parameters())
-      if (p.value->cols() != d_)
-        throw ShapeError("TransformerEncoder: norm expected LayerNorm(" + std::to_string(d_) +
-                         "), got LayerNorm(" + std::to_string(p.value->cols()) + ")");
-  }
 
   Index d_;
-  ModuleList<T, Layer> layers_;
-  std::optional<LayerNorm<T>> norm_;
+  detail::LayerStack<T, Layer> stack_;  // layers and final norm
   Index rows_ = 0;  // of the last forward
 };
 

@@ -110,7 +110,7 @@ class TransformerEncoderLayer : public ModuleBase<T> {
     const Index N = last_.rows;  // B*T
     if (!opts_.norm_first) {
       const Matrix<T>& a = self_attn_.forward(src, src, src, B, margs).output;  // (1) (B*T, d)
-      const ConstRef<T> a1 = dropout1_.forward_view(a);                               // (2) (B*T, d)
+      const ConstRef<T> a1 = dropout1_.forward_view(a);                         // (2) (B*T, d)
       h_.resize(N, d_);
       h_.noalias() = src + a1;                         // (3) h = x + sa(x)        (B*T, d)
       const Matrix<T>& y1 = norm1_.forward(h_);        // (4) y1 = norm1(h)        (B*T, d)

@@ -110,7 +110,8 @@ class Transformer : public ModuleBase<T> {
 
   // The halves alone: memory = encode(src), then decode(tgt, memory) (or decoder's
   // start_cache / forward_step for incremental decoding).
-  const Matrix<T>& encode(const ConstRef<T>& src, Index B, const TransformerEncoderArgs<T>& a = {}) {
+  const Matrix<T>& encode(const ConstRef<T>& src, Index B,
+                          const TransformerEncoderArgs<T>& a = {}) {
     return encoder_.forward(src, B, a);
   }
   const Matrix<T>& decode(const ConstRef<T>& tgt, const ConstRef<T>& memory, Index B,
