@@ -22,6 +22,9 @@
 //   peak_extra_MiB  as bench_attention: peak RSS growth around one call on a freshly constructed
 //                 layer (reset through /proc/self/clear_refs), with the inputs allocated.
 //
+//   decode_cached/T:n, decode_full/T:n   incremental decoding, see DecodeSetup below:
+//                 vs_cached = full recomputation's time per token over the KV-cached step's.
+//
 // Extra flags (before the benchmark library's own): --threads=N (default 1)
 //   --max_len=N (default 512)  --min_len=N (default 128)
 #include <benchmark/benchmark.h>
@@ -179,7 +182,66 @@ void run_layer(benchmark::State& st, Index T, bool backward, bool norm_first) {
   st.counters["vs_gemm"] = total / static_cast<double>(st.iterations()) / bound;
 }
 
+// ---- incremental decoding: one token at position T, cached vs recomputed ----------------
+// A 2-layer TransformerDecoder (d 256, 4 heads, ff 1024, eval), 8 rows (a beam of 8), memory
+// of 64 positions. decode_cached: forward_step of one token over caches holding T - 1 tokens
+// (truncated back after each call, so every call is at position T). decode_full: the same
+// token by full recomputation, forward over the T-token prefix with tgt_is_causal; its
+// counter vs_cached = its time over the cached step's, measured in this process right before.
+constexpr Index kDecB = 8, kDecD = 256, kDecH = 4, kDecFF = 1024, kDecTm = 64;
+
+struct DecodeSetup {
+  heed::Generator gen{0};
+  heed::TransformerDecoder<float> dec{kDecD, kDecH, 2, {.dim_feedforward = kDecFF, .dropout = 0.0},
+                                      {.norm = heed::LayerNorm<float>(kDecD)}, gen};
+  Matrix<float> mem = Matrix<float>::Random(kDecB * kDecTm, kDecD);
+  Matrix<float> x = Matrix<float>::Random(kDecB, kDecD);
+  heed::TransformerDecoderCache<float> cache;
+  explicit DecodeSetup(Index T) {
+    dec.eval();
+    dec.start_cache(mem, kDecB, cache, nullptr, T);
+    for (Index t = 0; t + 1 < T; ++t) dec.forward_step(x, cache);
+  }
+  void step() {
+    benchmark::DoNotOptimize(dec.forward_step(x, cache).data());
+    cache.truncate(cache.length() - 1);
+  }
+};
+
+double cached_step_seconds(Index T) {  // median of 5 after a warm-up
+  DecodeSetup d(T);
+  d.step();
+  std::vector<double> t;
+  for (int i = 0; i < 5; ++i) t.push_back(seconds_of([&] { d.step(); }));
+  std::sort(t.begin(), t.end());
+  return t[2];
+}
+
+void run_decode(benchmark::State& st, Index T, bool full) {
+  set_threads();
+  if (!full) {
+    DecodeSetup d(T);
+    d.step();
+    for (auto _ : st) d.step();
+    return;
+  }
+  DecodeSetup d(1);
+  const Matrix<float> tgt = Matrix<float>::Random(kDecB * T, kDecD);
+  auto once = [&] { benchmark::DoNotOptimize(d.dec.forward(tgt, d.mem, kDecB, {.tgt_is_causal = true}).data()); };
+  once();
+  const double cached = cached_step_seconds(T);
+  double total = 0;
+  for (auto _ : st) total += seconds_of(once);
+  st.counters["vs_cached"] = total / static_cast<double>(st.iterations()) / cached;
+}
+
 void register_all() {
+  for (Index T : {32, 64, 128, 256, 512})
+    for (bool full : {false, true})
+      benchmark::RegisterBenchmark(
+          ((full ? "decode_full/T:" : "decode_cached/T:") + std::to_string(T)).c_str(),
+          [=](benchmark::State& st) { run_decode(st, T, full); })
+          ->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(0.3);
   for (Index T = g_min_len; T <= g_max_len; T *= 2)
     for (bool bwd : {false, true}) {
       const std::string suffix = std::string(bwd ? "/fwdbwd" : "/fwd") + "/T:" + std::to_string(T);

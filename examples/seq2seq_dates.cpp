@@ -1,11 +1,16 @@
-// Date normalisation with an attentive encoder-decoder (heed::Seq2Seq): dates written in twelve
+// Date normalisation with an attentive encoder-decoder: dates written in twelve
 // human formats ("24 November 2026", "Nov 24, 26", "tuesday 24/11/2026", "24.11.2026",
 // "November 24th, 2026", ...) are translated character by character into ISO "2026-11-24".
 // Everything is synthetic and seeded: the dates 1950-01-01 .. 2049-12-31 are shuffled, 2,000
 // of them are held out (never seen in training, whatever the format), and the model trains
 // with Adam and gradient clipping until held-out exact-match accuracy reaches 99%.
+// --model gru (the default) is heed::Seq2Seq, a bidirectional-GRU encoder and an attentive GRU
+// decoder with the score chosen by --score; --model transformer is heed::TransformerSeq2Seq
+// (2 + 2 layers, d_model 64, 4 heads, ff 256, dropout 0.1, sinusoidal or learned positions),
+// decoded with its KV caches.
 //
-//   seq2seq_dates [--score additive|dot|general|scaled] [--epochs 30] [--seed 0] [--threads N]
+//   seq2seq_dates [--model gru|transformer] [--score additive|dot|general|scaled]
+//                 [--positions sinusoidal|learned] [--epochs 30] [--seed 0] [--threads N]
 //                 [--beam 1] [--maps out/seq2seq_maps] [--train 20000] [--batch-size 64]
 //                 [--lr 3e-3] [--save PATH] [--resume PATH]
 //
@@ -14,7 +19,8 @@
 // with --threads 1 the resumed run prints what an uninterrupted one prints. --epochs may grow on
 // resume (it only bounds training); the other settings must be the same.
 //
-// After training, the attention of a few held-out examples is printed as text (output
+// After training, the attention of a few held-out examples (the transformer: its last decoder
+// layer's cross-attention, mean over heads) is printed as text (output
 // characters down, input characters across) and written to DIR/attention_<i>.png (a grey PNG,
 // dark = attended, the characters drawn along both axes), and the program checks that the
 // year's output characters attend to the year's input characters over the whole test set.
@@ -38,6 +44,7 @@ using heed::Labels;
 using heed::Matrix;
 using heed::Tokens;
 
+const char* const kModels[] = {"gru", "transformer"};
 const char* const kScores[] = {"additive", "dot", "general", "scaled"};
 std::size_t score_index(const std::string& score) {
   return static_cast<std::size_t>(std::find(std::begin(kScores), std::end(kScores), score) - std::begin(kScores));
@@ -46,7 +53,10 @@ std::size_t score_index(const std::string& score) {
 struct Args : examples::CommonArgs {
   // The data is generated, so no --data.
   Args() : CommonArgs{.takes_data = false, .epochs = 30, .batch_size = 64, .lr = 3e-3} {}
+  std::string model = "gru";
+  std::string positions = "sinusoidal";
   std::string score = "additive";
+  bool lr_given = false;
   Index beam = 1;
   std::string maps = "out/seq2seq_maps";
   Index train = 20000;
@@ -54,26 +64,36 @@ struct Args : examples::CommonArgs {
 
 const examples::Usage kUsage{
     "seq2seq_dates",
-    "seq2seq_dates [--score additive|dot|general|scaled] [--epochs N] [--seed N] [--threads N]\n"
-    "                     [--beam N] [--maps DIR] [--train N] [--batch-size N] [--lr X]\n"
+    "seq2seq_dates [--model gru|transformer] [--score additive|dot|general|scaled]\n"
+    "                     [--positions sinusoidal|learned] [--epochs N] [--seed N] [--threads N] [--beam N] [--maps DIR] [--train N] [--batch-size N] [--lr X]\n"
     "                     [--save PATH] [--resume PATH]\n",
     "Translates human-written dates (synthetic and seeded) to ISO 8601 with an attentive\n"
     "encoder-decoder, trains until held-out exact match reaches 99% (exit code 1 if it stops\n"
     "short), and writes attention maps of six held-out examples to --maps.\n"
-    "Defaults: --score additive, --epochs 30, --train 20000, --batch-size 64, --lr 3e-3, --seed 0,\n"
+    "Defaults: --model gru, --score additive (gru only), --positions sinusoidal (transformer\n"
+    "only), --epochs 30, --train 20000,\n"
+    "--batch-size 64, --lr 3e-3 (gru) or 2e-3 (transformer), --seed 0,\n"
     "--threads 0 (all cores), --beam 1 (greedy), --maps out/seq2seq_maps. --save PATH writes a\n"
     "checkpoint after every epoch; --resume PATH continues from one (--epochs may be larger)."};
 
 Args parse(int argc, char** argv) {
   Args a;
   examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
-    if (k == "--score") a.score = v;
+    if (k == "--model") a.model = v;
+    else if (k == "--positions") a.positions = v;
+    else if (k == "--score") a.score = v;
+    else if (k == "--lr") return a.lr_given = true, a.parse_common(k, v);
     else if (k == "--beam") examples::parse_number(v, a.beam);
     else if (k == "--maps") a.maps = v;
     else if (k == "--train") examples::parse_number(v, a.train);
     else return a.parse_common(k, v);
     return true;
   });
+  if (std::find(std::begin(kModels), std::end(kModels), a.model) == std::end(kModels))
+    examples::usage_error(kUsage, "--model is gru or transformer");
+  if (a.positions != "sinusoidal" && a.positions != "learned")
+    examples::usage_error(kUsage, "--positions is sinusoidal or learned");
+  if (a.model == "transformer" && !a.lr_given) a.lr = 2e-3;
   if (score_index(a.score) == std::size(kScores))
     examples::usage_error(kUsage, "--score is additive, dot, general or scaled");
   if (!a.common_valid() || a.beam < 1 || a.train < 1)
@@ -276,7 +296,17 @@ void print_map(const Matrix<Scalar>& A, const std::string& in, const std::string
 // ---- training -------------------------------------------------------------------------------
 
 template <template <typename> class Score>
-int run_with(const Args& a) {
+heed::Seq2Seq<Scalar, Score> gru(heed::Generator& gen) {
+  return heed::Seq2Seq<Scalar, Score>(
+      {.src_vocab = Index(3 + kSrcChars.size()), .tgt_vocab = Index(3 + kTgtChars.size()),
+       .embed_dim = 32, .enc_hidden = 64, .dec_hidden = 128, .attention_dim = 64,
+       .pad_id = kPad, .bos_id = kBos, .eos_id = kEos},
+      gen);
+}
+
+// make_model(gen) builds the model after the data, from the same generator.
+template <class MakeModel>
+int run_with(const Args& a, MakeModel&& make_model) {
   heed::Generator gen(a.seed);
   // Every date of 1950-2049, shuffled; the first 2,000 are the held-out dates.
   std::vector<Date> dates;
@@ -296,14 +326,12 @@ int run_with(const Args& a) {
               train.size(), dates.size() - n_test, test.size(), kFormats, test[0].text.c_str(),
               test[0].iso.c_str());
 
-  heed::Seq2Seq<Scalar, Score> model(
-      {.src_vocab = Index(3 + kSrcChars.size()), .tgt_vocab = Index(3 + kTgtChars.size()),
-       .embed_dim = 32, .enc_hidden = 64, .dec_hidden = 128, .attention_dim = 64,
-       .pad_id = kPad, .bos_id = kBos, .eos_id = kEos},
-      gen);
+  auto model = make_model(gen);
+  bool projects_keys = false;
+  if constexpr (requires { model.projects_keys(); }) projects_keys = model.projects_keys();
   std::printf("model: %s, %ld parameters%s; Adam lr %g, clip 1.0, batch %ld, %s decoding\n",
               model.name().c_str(), static_cast<long>(model.num_parameters()),
-              model.projects_keys() ? " (keys projected to the decoder width)" : "", a.lr,
+              projects_keys ? " (keys projected to the decoder width)" : "", a.lr,
               static_cast<long>(a.batch_size),
               a.beam == 1 ? "greedy" : ("beam " + std::to_string(a.beam)).c_str());
   const std::vector<heed::Parameter<Scalar>> params = model.parameters();
@@ -336,7 +364,13 @@ int run_with(const Args& a) {
   double acc = 0;  // held-out exact match after the last completed epoch
   examples::TrainingRun run(a);
   run.state().model(model).optimizer(adam).value("accuracy", acc);
+  run.setting("model", "--model",
+              static_cast<double>(std::find(std::begin(kModels), std::end(kModels), a.model) -
+                                  std::begin(kModels)),
+              {std::begin(kModels), std::end(kModels)});
   run.setting("score", "--score", score_index(a.score), {std::begin(kScores), std::end(kScores)});
+  run.setting("positions", "--positions", a.positions == "learned" ? 1.0 : 0.0,
+              {"sinusoidal", "learned"});
   run.setting("train", "--train", static_cast<double>(a.train));
   run.setting("beam", "--beam", static_cast<double>(a.beam));  // decides when 99% is reached
   run.resume([&](int epochs_done) -> heed::Generator& {
@@ -434,10 +468,21 @@ int run_with(const Args& a) {
 int main(int argc, char** argv) try {
   const Args a = parse(argc, argv);
   examples::set_threads(a.threads);
-  if (a.score == "dot") return run_with<heed::DotProductScore>(a);
-  if (a.score == "general") return run_with<heed::GeneralScore>(a);
-  if (a.score == "scaled") return run_with<heed::ScaledDotProductScore>(a);
-  return run_with<heed::AdditiveScore>(a);
+  if (a.model == "transformer")
+    return run_with(a, [learned = a.positions == "learned"](heed::Generator& gen) {
+      return heed::TransformerSeq2Seq<Scalar>(
+          {.src_vocab = Index(3 + kSrcChars.size()), .tgt_vocab = Index(3 + kTgtChars.size()),
+           .d_model = 64, .nhead = 4, .num_encoder_layers = 2, .num_decoder_layers = 2,
+           .dim_feedforward = 256, .dropout = 0.1,
+           .positions = learned ? heed::PositionalEncodingKind::learned
+                                : heed::PositionalEncodingKind::sinusoidal,
+           .max_len = 64, .pad_id = kPad, .bos_id = kBos, .eos_id = kEos},
+          gen);
+    });
+  if (a.score == "dot") return run_with(a, gru<heed::DotProductScore>);
+  if (a.score == "general") return run_with(a, gru<heed::GeneralScore>);
+  if (a.score == "scaled") return run_with(a, gru<heed::ScaledDotProductScore>);
+  return run_with(a, gru<heed::AdditiveScore>);
 } catch (const heed::Error& e) {
   return examples::report_error(kUsage, e);
 }
