@@ -276,3 +276,37 @@ TEST_CASE("Attention classes share ModuleBase: parameters, zero_grad, train/eval
   CHECK(ms[1]->name() == "Attention<Additive>");
   CHECK(ms[2]->parameters().empty());
 }
+
+TEST_CASE("MultiheadAttention: one input passed as query, key and value is kept once, same results") {
+  // Self-attention keeps one copy of its input instead of three; the results (output and all
+  // gradients) equal those of three separate, equal matrices.
+  heed::Generator gen(12);
+  MultiheadAttention<double> a(8, 2, {}, gen), b(8, 2, {}, gen);
+  for (std::size_t i = 0; i < a.parameters().size(); ++i)
+    *b.parameters()[i].value = *a.parameters()[i].value;
+  const Matrix<double> x = randn(2 * 3, 8, 3), x2 = x, x3 = x, dy = randn(2 * 3, 8, 4);
+  const Matrix<double> ya = a.forward(x, x, x, 2).output;
+  const Matrix<double> yb = b.forward(x, x2, x3, 2).output;
+  CHECK((ya - yb).cwiseAbs().maxCoeff() == 0.0);
+  const auto ga = a.backward(dy);
+  const auto gb = b.backward(dy);
+  CHECK((ga.dquery - gb.dquery).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((ga.dkey - gb.dkey).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((ga.dvalue - gb.dvalue).cwiseAbs().maxCoeff() == 0.0);
+  for (std::size_t i = 0; i < a.parameters().size(); ++i)
+    CHECK((*a.parameters()[i].grad - *b.parameters()[i].grad).cwiseAbs().maxCoeff() == 0.0);
+  // Key and value as narrower column blocks of the query's matrix (kdim, vdim < E): the same
+  // data pointer, rows and stride, but not one input: each keeps its own copy.
+  MultiheadAttention<double> c(8, 2, {.kdim = 5, .vdim = 3}, gen), d(8, 2, {.kdim = 5, .vdim = 3}, gen);
+  for (std::size_t i = 0; i < c.parameters().size(); ++i)
+    *d.parameters()[i].value = *c.parameters()[i].value;
+  const Matrix<double> k = x.leftCols(5), v = x.leftCols(3);
+  const Matrix<double> yc = c.forward(x, x.leftCols(5), x.leftCols(3), 2).output;
+  const Matrix<double> yd = d.forward(x, k, v, 2).output;
+  CHECK((yc - yd).cwiseAbs().maxCoeff() == 0.0);
+  const auto gc = c.backward(dy);
+  const auto gd = d.backward(dy);
+  CHECK(gc.dkey.cols() == 5);
+  CHECK((gc.dkey - gd.dkey).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((gc.dvalue - gd.dvalue).cwiseAbs().maxCoeff() == 0.0);
+}

@@ -53,3 +53,24 @@ TEST_CASE("Dropout's mask is detail::dropout_mask from its own stream") {
   heed::detail::dropout_mask(M, 3, 7, 0.4, g);
   CHECK(y == M);
 }
+
+TEST_CASE("Dropout::forward_view / backward_view: the argument itself when inactive, forward when active") {
+  heed::Dropout<double> drop(0.5, 3);
+  const Matrix<double> x = Matrix<double>::Random(4, 6), dy = Matrix<double>::Random(4, 6);
+  drop.eval();  // inactive: views of the arguments, no copy
+  const heed::ConstRef<double> y = drop.forward_view(x);
+  CHECK(y.data() == x.data());
+  const heed::ConstRef<double> dx = drop.backward_view(dy);
+  CHECK(dx.data() == dy.data());
+  CHECK_THROWS_AS(drop.backward_view(Matrix<double>::Zero(3, 6)), heed::ShapeError);
+  drop.train();  // active: exactly forward and backward (the same mask for both)
+  heed::Dropout<double> ref(0.5, 3);
+  ref.train();
+  const Matrix<double> yv = drop.forward_view(x);
+  CHECK(yv == ref.forward(x));
+  CHECK(Matrix<double>(drop.backward_view(dy)) == ref.backward(dy));
+  // p = 0 in training mode is inactive too.
+  heed::Dropout<double> none(0.0);
+  none.train();
+  CHECK(none.forward_view(x).data() == x.data());
+}

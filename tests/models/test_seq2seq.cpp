@@ -149,7 +149,9 @@ TEST_CASE("Seq2Seq: attention rows sum to 1 over the valid source and are 0 on p
   CHECK(g[1].attention.cols() == 2);  // T_in of sample 1: its length, padding dropped
 }
 
-TEST_CASE("Seq2Seq: greedy decoding equals beam search with beam 1; log-probs match the loss") {
+// Greedy decoding is beam_search with beam 1 (search.hpp); that it takes the argmax at each step
+// is checked against an independent loop in test_transformer_seq2seq.cpp.
+TEST_CASE("Seq2Seq: decoded log-probs and attention match teacher forcing; beam 4 >= greedy") {
   heed::Generator gen(9);
   Seq2SeqOptions opt = tiny();
   opt.tgt_vocab = 7;
@@ -160,15 +162,10 @@ TEST_CASE("Seq2Seq: greedy decoding equals beam search with beam 1; log-probs ma
   const Tokens src = tokens(3, 5, {3, 4, 5, 3, 4, 5, 5, 0, 0, 0, 4, 3, 3, 5, 0});
   const Labels len = labels({5, 2, 4});
   const auto g = model.greedy_decode(src, len, 6);
-  const auto b1 = model.beam_search(src, len, 1, 6);
   const auto b4 = model.beam_search(src, len, 4, 6);
   REQUIRE(g.size() == 3);
-  for (std::size_t b = 0; b < 3; ++b) {
-    CHECK(g[b].tokens == b1[b].tokens);
-    CHECK(g[b].log_prob == doctest::Approx(b1[b].log_prob).epsilon(1e-10));
-    CHECK((g[b].attention - b1[b].attention).cwiseAbs().maxCoeff() < 1e-12);
+  for (std::size_t b = 0; b < 3; ++b)
     CHECK(b4[b].log_prob >= g[b].log_prob - 1e-12);  // here the wider beam finds better or equal
-  }
   // Teacher-forcing the decoded sequence reproduces its log-probability: the decoding loops and
   // the training loop compute the same model.
   for (const auto* res : {&g, &b4})

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <heed/models/transformer_seq2seq.hpp>
 #include <heed/optim/adam.hpp>
 #include <heed/testing/gradcheck.hpp>
@@ -155,20 +156,71 @@ TEST_CASE("TransformerSeq2Seq: cached decoding gives the tokens and log-probs of
     }
 }
 
-TEST_CASE("TransformerSeq2Seq: greedy is beam 1; a wider beam scores at least as well") {
-  const Tokens src = tokens(2, 4, {3, 4, 5, 3, 5, 4, 0, 0});
-  const Labels len = labels({4, 2});
+// Sum of log-softmax(logits)[token] along a sequence teacher-forced through forward, one sample.
+// With argmax = true it also checks that every token is the first maximum of its row.
+double rescore(TransformerSeq2Seq<double>& m, const Tokens& src, const Labels& len, Index b,
+               const std::vector<int>& toks, bool argmax) {
+  const Index n = Index(toks.size());
+  Tokens s1 = src.row(b), tin(1, n);
+  for (Index i = 0; i < n; ++i) tin(0, i) = i == 0 ? 1 : toks[std::size_t(i - 1)];
+  const Matrix<double> logits = m.forward(s1, len.segment(b, 1), tin);  // (n, V)
+  double lp = 0;
+  for (Index i = 0; i < n; ++i) {
+    const auto row = logits.row(i);
+    const double lse = std::log((row.array() - row.maxCoeff()).exp().sum()) + row.maxCoeff();
+    lp += row(toks[std::size_t(i)]) - lse;
+    if (argmax) {
+      Index best;
+      row.maxCoeff(&best);  // the first maximum: the lowest id on ties
+      CHECK(best == toks[std::size_t(i)]);
+    }
+  }
+  return lp;
+}
+
+TEST_CASE("TransformerSeq2Seq: greedy takes the argmax of teacher-forced logits; beams re-score") {
+  const Tokens src = tokens(3, 4, {3, 4, 5, 3, 5, 4, 0, 0, 4, 4, 3, 0});
+  const Labels len = labels({4, 2, 3});
   heed::Generator gen(5);
   TransformerSeq2Seq<double> model(tiny(PositionalEncodingKind::sinusoidal), gen);
   for (auto& p : model.parameters()) *p.value *= 2.0;
   const auto g = model.greedy_decode(src, len, 6);
-  const auto b1 = model.beam_search(src, len, 1, 6);
   const auto b4 = model.beam_search(src, len, 4, 6);
-  for (std::size_t b = 0; b < 2; ++b) {
-    CHECK(g[b].tokens == b1[b].tokens);
-    CHECK(g[b].log_prob == b1[b].log_prob);
-    CHECK(b4[b].log_prob >= g[b].log_prob - 1e-12);
+  model.eval();  // forward in eval mode, as decoding (dropout is 0 here anyway)
+  int ended = 0;
+  for (Index b = 0; b < 3; ++b) {
+    CAPTURE(b);
+    const auto& gb = g[std::size_t(b)];
+    const auto& bb = b4[std::size_t(b)];
+    ended += !gb.tokens.empty() && gb.tokens.back() == 2;
+    CHECK(std::abs(rescore(model, src, len, b, gb.tokens, true) - gb.log_prob) < 1e-10);
+    CHECK(std::abs(rescore(model, src, len, b, bb.tokens, false) - bb.log_prob) < 1e-10);
+    CHECK(bb.log_prob >= gb.log_prob - 1e-12);
   }
+  MESSAGE(ended << " of 3 greedy outputs end with eos");
+}
+
+TEST_CASE("beam_search: refuses non-finite logits and misshapen step results") {
+  const Labels widths = labels({2, 3});
+  Matrix<double> logits;
+  auto run = [&](Matrix<double> l, Index att_cols) {
+    return error_of([&] {
+      heed::beam_search<double>(2, widths, {.beam_size = 2, .max_len = 3},
+                                [&](const std::vector<Index>& parents, const std::vector<Index>&,
+                                    const Labels&, Matrix<double>& att) -> const Matrix<double>& {
+                                  logits = l.topRows(Index(parents.size()));
+                                  if (att_cols >= 0) att.setZero(Index(parents.size()), att_cols);
+                                  return logits;
+                                });
+    });
+  };
+  Matrix<double> nan = Matrix<double>::Zero(2, 4);
+  nan(1, 2) = std::numeric_limits<double>::quiet_NaN();
+  CHECK(run(nan, -1).starts_with("beam_search: non-finite logits at step 0 for sample 1"));
+  CHECK(run(Matrix<double>::Zero(2, 0), -1) ==
+        "beam_search: step returned logits (2, 0), expected (2, V >= 1)");
+  CHECK(run(Matrix<double>::Zero(2, 4), 2) ==
+        "beam_search: step returned attention (2, 2), expected empty or (2, >= 3)");
 }
 
 TEST_CASE("TransformerSeq2Seq: learns to copy a sequence (float)") {
@@ -233,6 +285,11 @@ TEST_CASE("TransformerSeq2Seq: errors") {
         }) == "TransformerSeq2Seq: bos_id and eos_id must differ");
   CHECK(error_of([&] { model.backward(); }) ==
         "TransformerSeq2Seq: backward called without forward_train");
+  model.forward_train(d.src, d.len, d.tgt_in, d.tgt_out);
+  model.greedy_decode(d.src, d.len, 3);
+  CHECK(error_of([&] { model.backward(); }) ==
+        "TransformerSeq2Seq: backward called without forward_train (decoding since the last one "
+        "discarded it)");
   CHECK(error_of([&] { model.forward_train(Tokens::Zero(2, 9), d.len, d.tgt_in, d.tgt_out); }) ==
         "TransformerSeq2Seq: src expected (B >= 1, 1 <= Ts <= max_len 8), got (2, 9)");
   CHECK(error_of([&] { model.forward_train(d.src, labels({4, 5}), d.tgt_in, d.tgt_out); }) ==

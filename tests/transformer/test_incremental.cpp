@@ -123,24 +123,53 @@ TEST_CASE("incremental decoding: errors") {
   CHECK(error_of<heed::ShapeError>([&] { dec.start_cache(mem, kB, cache, &bad_pad); })
             .starts_with("TransformerDecoder::start_cache: memory_key_padding_mask expected"));
   dec.start_cache(mem, kB, cache);
-  CHECK(error_of<heed::ShapeError>([&] { dec.forward_step(randn(3, kD, 1), cache); })
-            .starts_with("TransformerDecoderLayer::forward_step: x expected (2, 8)"));
+  CHECK(error_of<heed::ValueError>([&] { dec.start_cache(mem, kB, cache, nullptr, 0); }) ==
+        "TransformerDecoder::start_cache: capacity must be positive, got 0");
+  dec.forward_step(randn(kB, kD, 1), cache);  // one good step: every layer holds 1 token
+  CHECK(error_of<heed::ShapeError>([&] { dec.forward_step(randn(3, kD, 1), cache); }) ==
+        "TransformerDecoder::forward_step: x expected (2, 8), got (3, 8)");
   const std::vector<Index> bad_parent{0, 2};
   CHECK(error_of<heed::ValueError>([&] { cache.reorder(bad_parent); }) ==
         "KVCache::reorder: parents[1] = 2 out of range [0, 2)");
-  const std::vector<Index> bad_row{0, 5};
+  const std::vector<Index> bad_row{0, 5}, short_row{0};
   CHECK(error_of<heed::ValueError>([&] { dec.forward_step(randn(kB, kD, 1), cache, &bad_row); }) ==
-        "MultiheadAttention::attend: cache_row entry 5 out of range [0, 2)");
+        "TransformerDecoder::forward_step: memory_row entry 5 out of range [0, 2)");
+  CHECK(error_of<heed::ShapeError>([&] { dec.forward_step(randn(kB, kD, 1), cache, &short_row); }) ==
+        "TransformerDecoder::forward_step: memory_row expected 2 entries (one per row), got 1");
+  // A refused step changed nothing: every layer still holds the one good token.
+  for (auto& l : cache.layers) CHECK(l.self.length() == 1);
+  // The same refusal from a layer called alone, before its cache changes.
+  CHECK(error_of<heed::ValueError>([&] {
+          dec.layer(0).forward_step(randn(kB, kD, 1), cache.layers[0], {.memory_row = &bad_row});
+        }) == "TransformerDecoderLayer::forward_step: memory_row entry 5 out of range [0, 2)");
+  CHECK(cache.layers[0].self.length() == 1);
+  // A cache whose layers disagree (edited one by one) is refused, not decoded.
+  cache.layers[1].self.truncate(0);
+  CHECK(error_of<heed::ValueError>([&] { dec.forward_step(randn(kB, kD, 1), cache); }) ==
+        "TransformerDecoder::forward_step: cache layer 1 holds 0 tokens, layer 0 1 (a cache "
+        "edited layer by layer)");
+  cache.truncate(0);
   // Training mode with dropout: the step has none, so it refuses rather than differ silently.
   dec.train();
   CHECK(error_of<heed::ValueError>([&] { dec.forward_step(randn(kB, kD, 1), cache); }) ==
-        "TransformerDecoderLayer::forward_step: incremental decoding has no dropout; call eval() "
+        "TransformerDecoder::forward_step: incremental decoding has no dropout; call eval() "
         "(dropout 0.1 in training mode)");
+  CHECK(error_of<heed::ValueError>([&] { dec.start_cache(mem, kB, cache); }) ==
+        "TransformerDecoder::start_cache: incremental decoding has no dropout; call eval() "
+        "(dropout 0.1 in training mode)");
+  CHECK(error_of<heed::ValueError>([&] { dec.layer(0).forward_step(randn(kB, kD, 1), cache.layers[0]); })
+            .starts_with("TransformerDecoderLayer::forward_step: incremental decoding has no dropout"));
   dec.eval();
   // A step overwrites what backward reads: backward needs a new forward.
   dec.forward(randn(kB * 2, kD, 1), mem, kB);
   dec.forward_step(randn(kB, kD, 2), cache);
-  CHECK_THROWS_AS(dec.backward(randn(kB * 2, kD, 3)), heed::Error);
+  CHECK(error_of<heed::ValueError>([&] { dec.backward(randn(kB * 2, kD, 3)); }) ==
+        "TransformerDecoder: backward called after forward_step, which overwrites what backward "
+        "reads; call forward again first");
+  CHECK(error_of<heed::ValueError>([&] { dec.layer(1).backward(randn(kB * 2, kD, 3)); })
+            .starts_with("TransformerDecoderLayer: backward called after forward_step"));
+  dec.forward(randn(kB * 2, kD, 1), mem, kB);  // a forward makes backward valid again
+  CHECK(dec.backward(randn(kB * 2, kD, 3)).dtgt.rows() == kB * 2);
   KVCache<double> kv;
   CHECK(error_of<heed::ValueError>([&] { kv.reset(0, 4, 4); }) ==
         "KVCache: rows, embed_dim and capacity must be positive, got 0, 4 and 4");

@@ -18,6 +18,19 @@
 
 namespace heed {
 
+namespace detail {
+// Incremental decoding has no dropout: refused in training mode with dropout p > 0 (the step
+// would silently differ from forward in that mode).
+inline void check_incremental(const std::string& who, bool training, double p) {
+  if (training && p > 0.0)
+    throw ValueError(who + ": incremental decoding has no dropout; call eval() (dropout " +
+                     num_repr(p) + " in training mode)");
+}
+}  // namespace detail
+
+template <typename T>
+class MultiheadAttention;
+
 template <typename T>
 class KVCache {
  public:
@@ -44,25 +57,6 @@ class KVCache {
     V_.resize(n * cap_, E);
   }
 
-  // Room for one more position in every row (the capacity doubles when full), then len += 1;
-  // returns the new position's index. The caller writes it with key_at / value_at.
-  Index grow() {
-    if (len_ == cap_) {
-      const Index cap = 2 * cap_;
-      relayout(cap, [&](Matrix<T>& to, const Matrix<T>& from) {
-        for (Index r = 0; r < n_; ++r) to.middleRows(r * cap, len_) = from.middleRows(r * cap_, len_);
-      });
-      cap_ = cap;
-    }
-    return len_++;
-  }
-  auto key_at(Index r, Index j) { return K_.row(r * cap_ + j); }
-  auto value_at(Index r, Index j) { return V_.row(r * cap_ + j); }
-  // The whole (n*cap, E) storage, for filling a cache of fixed length (cache_kv).
-  Matrix<T>& key_storage() { return K_; }
-  Matrix<T>& value_storage() { return V_; }
-  void set_full(Index n, Index len) { n_ = n, len_ = cap_ = len; }
-
   // Keeps positions [0, len) of every row (drops the later ones; no reallocation).
   void truncate(Index len) {
     if (len < 0 || len > len_)
@@ -81,21 +75,41 @@ class KVCache {
                          ")");
     const Index n = static_cast<Index>(parents.size());
     detail::require(n > 0, "KVCache::reorder", "parents must not be empty");
-    for (auto [to, from] : {std::pair{&K2_, &K_}, std::pair{&V2_, &V_}}) {
-      to->resize(n * cap_, from->cols());
+    relayout(n, cap_, [&](Matrix<T>& to, const Matrix<T>& from) {
       for (Index i = 0; i < n; ++i)
-        to->middleRows(i * cap_, len_) = from->middleRows(parents[i] * cap_, len_);
-    }
-    K_.swap(K2_);
-    V_.swap(V2_);
+        to.middleRows(i * cap_, len_) = from.middleRows(parents[i] * cap_, len_);
+    });
     n_ = n;
   }
 
  private:
+  friend class MultiheadAttention<T>;  // fills the cache: cache_kv, append_kv
+
+  // Room for one more position in every row (the capacity doubles when full), then len += 1;
+  // returns the new position's index. The caller writes it with key_at / value_at.
+  Index grow() {
+    if (len_ == cap_) {
+      const Index cap = 2 * cap_;
+      relayout(n_, cap, [&](Matrix<T>& to, const Matrix<T>& from) {
+        for (Index r = 0; r < n_; ++r) to.middleRows(r * cap, len_) = from.middleRows(r * cap_, len_);
+      });
+      cap_ = cap;
+    }
+    return len_++;
+  }
+  auto key_at(Index r, Index j) { return K_.row(r * cap_ + j); }
+  auto value_at(Index r, Index j) { return V_.row(r * cap_ + j); }
+  // The whole (n*cap, E) storage, for a cache of fixed length (cache_kv).
+  Matrix<T>& key_storage() { return K_; }
+  Matrix<T>& value_storage() { return V_; }
+  void set_full(Index n, Index len) { n_ = n, len_ = cap_ = len; }
+
+  // Rebuilds K and V as n rows of cap positions through copy(to, from) into the second
+  // buffers, then swaps them in.
   template <class Copy>
-  void relayout(Index cap, Copy&& copy) {
+  void relayout(Index n, Index cap, Copy&& copy) {
     for (auto [to, from] : {std::pair{&K2_, &K_}, std::pair{&V2_, &V_}}) {
-      to->resize(n_ * cap, from->cols());
+      to->resize(n * cap, from->cols());
       copy(*to, *from);
     }
     K_.swap(K2_);

@@ -140,14 +140,8 @@ void masked_softmax_backward_rows(const Eigen::Ref<const Matrix<T>>& P, Eigen::R
 //   queries (B*Tq, *), keys (B*Tk, *), values (B*Tk, *)  ->  sets Tq, Tk.
 inline void check_qkv_rows(std::string_view who, Index q_rows, Index k_rows, Index v_rows,
                            Index B, Index& Tq, Index& Tk) {
-  if (B <= 0)
-    throw ValueError(std::string(who) + ": batch size must be positive, got " + std::to_string(B));
-  if (q_rows % B != 0 || q_rows == 0)
-    throw ShapeError(std::string(who) + ": queries rows " + std::to_string(q_rows) +
-                     " not a positive multiple of batch size " + std::to_string(B));
-  if (k_rows % B != 0 || k_rows == 0)
-    throw ShapeError(std::string(who) + ": keys rows " + std::to_string(k_rows) +
-                     " not a positive multiple of batch size " + std::to_string(B));
+  check_batch_rows(who, "queries", q_rows, B);
+  check_batch_rows(who, "keys", k_rows, B);
   if (v_rows != k_rows)
     throw ShapeError(std::string(who) + ": values expected " + std::to_string(k_rows) +
                      " rows (as keys), got " + std::to_string(v_rows));

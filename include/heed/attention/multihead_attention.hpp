@@ -135,6 +135,7 @@ class MultiheadAttention : public ModuleBase<T> {
     // keeps one copy, not three.
     self_ = key.data() == query.data() && value.data() == query.data() &&
             key.rows() == query.rows() && value.rows() == query.rows() &&
+            key.cols() == query.cols() && value.cols() == query.cols() &&
             key.outerStride() == query.outerStride() && value.outerStride() == query.outerStride();
     xq_ = query;  // (B*Tq, E)
     if (self_) {
@@ -277,9 +278,7 @@ class MultiheadAttention : public ModuleBase<T> {
     check_inference(who);
     detail::check_shape(who, "key", key, -1, kdim_);
     detail::check_shape(who, "value", value, key.rows(), vdim_);
-    if (B <= 0 || key.rows() == 0 || key.rows() % B != 0)
-      throw ShapeError(std::string(who) + ": key rows " + std::to_string(key.rows()) +
-                       " not a positive multiple of batch size " + std::to_string(B));
+    detail::check_batch_rows(who, "key", key.rows(), B);
     c.reset(B, E_, key.rows() / B);
     c.key_storage().noalias() = key * Wk().transpose();      // (B*Tk, E) K = key W_k^T + b_k
     c.value_storage().noalias() = value * Wv().transpose();  // (B*Tk, E) V = value W_v^T + b_v
@@ -463,10 +462,7 @@ class MultiheadAttention : public ModuleBase<T> {
   }
 
   void check_inference(const char* who) const {
-    if (this->training_ && opts_.dropout > 0.0)
-      throw ValueError(std::string(who) +
-                       ": incremental decoding has no dropout; call eval() (dropout " +
-                       detail::num_repr(opts_.dropout) + " in training mode)");
+    detail::check_incremental(who, this->training_, opts_.dropout);
   }
 
   Index E_, H_, hd_ = 0, kdim_ = 0, vdim_ = 0;

@@ -90,6 +90,19 @@ inline std::string num_repr(double v) {
   return s.str();
 }
 
+// A batch of B sequences stacked as (B*T, ...) rows: B positive (ValueError) and rows a
+// positive multiple of B (ShapeError, "<module>: <what> rows r not a positive multiple of batch
+// size B").
+inline void check_batch_rows(std::string_view module, std::string_view what, std::int64_t rows,
+                             std::int64_t B) {
+  if (B <= 0)
+    throw ValueError(std::string(module) + ": batch size must be positive, got " + std::to_string(B));
+  if (rows == 0 || rows % B != 0)
+    throw ShapeError(std::string(module) + ": " + std::string(what) + " rows " +
+                     std::to_string(rows) + " not a positive multiple of batch size " +
+                     std::to_string(B));
+}
+
 // A backward with nothing cached to differentiate.
 inline void require_forward(bool done, std::string_view module) {
   if (!done) throw ValueError(std::string(module) + ": backward called before forward");

@@ -67,15 +67,17 @@ class Dropout : public Module<T> {
 
   // forward and backward for a composite that owns its Dropout: when inactive (eval mode or
   // p = 0) they return a view of their argument instead of a copy, so an inactive dropout costs
-  // no buffer and no pass over the data. The argument must be a matrix or a block of one (a
-  // view of a temporary would dangle).
-  ConstRef<T> forward_view(const ConstRef<T>& x) {
+  // no buffer and no pass over the data. The view is valid while the argument is: forward_view
+  // takes only a named matrix (a temporary is refused at compile time); backward_view's view
+  // of a Ref that had to copy its argument lives only as long as that Ref.
+  ConstRef<T> forward_view(const Matrix<T>& x) {
     if (this->training_ && p_ > 0.0) return forward(x);
     rows_ = x.rows();
     cols_ = x.cols();
     active_ = false;
     return x;
   }
+  ConstRef<T> forward_view(Matrix<T>&&) = delete;
   ConstRef<T> backward_view(const ConstRef<T>& dy) {
     if (active_) return backward(dy);
     detail::require_forward(cols_ >= 0, "Dropout");

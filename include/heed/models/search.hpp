@@ -18,6 +18,7 @@
 // well as every live one (scores only decrease); max_len ends the rest. beam_size 1 is greedy
 // decoding: at each step the most probable token, the lowest id on ties.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
@@ -56,6 +57,8 @@ std::vector<Translation<T>> beam_search(Index B, const LabelsRef& widths, const 
   detail::require(B >= 1 && widths.size() == B, "beam_search",
                   "expected B >= 1 and one width per sample, got B = " + std::to_string(B) +
                       " and " + std::to_string(widths.size()) + " widths");
+  const Index max_width = widths.maxCoeff();
+  detail::require(widths.minCoeff() >= 0, "beam_search", "widths must be >= 0");
   struct Hyp {
     std::vector<int> tokens;
     std::vector<RowVector<T>> att;
@@ -91,9 +94,14 @@ std::vector<Translation<T>> beam_search(Index B, const LabelsRef& widths, const 
         for (const Hyp& h : alive[b]) tokens(i++) = h.tokens.empty() ? o.bos_id : h.tokens.back();
     att.resize(0, 0);
     const Matrix<T>& logits = step(parents, samples, tokens, att);  // (n, V)
-    if (logits.rows() != n)
-      throw ShapeError("beam_search: step returned " + std::to_string(logits.rows()) +
-                       " rows of logits, expected " + std::to_string(n));
+    if (logits.rows() != n || logits.cols() < 1)
+      throw ShapeError("beam_search: step returned logits " +
+                       detail::shape_str(logits.rows(), logits.cols()) + ", expected (" +
+                       std::to_string(n) + ", V >= 1)");
+    if (att.size() != 0 && (att.rows() != n || att.cols() < max_width))
+      throw ShapeError("beam_search: step returned attention " +
+                       detail::shape_str(att.rows(), att.cols()) + ", expected empty or (" +
+                       std::to_string(n) + ", >= " + std::to_string(max_width) + ")");
     const Index V = logits.cols();
     for (Index b = 0; b < B; ++b) {
       if (done[b]) continue;
@@ -102,6 +110,10 @@ std::vector<Translation<T>> beam_search(Index B, const LabelsRef& widths, const 
       cands.clear();
       for (Index i = 0; i < m; ++i) {
         const T lse = detail::logsumexp_row(logits.row(r0 + i));
+        if (!std::isfinite(lse))  // NaN scores cannot be ranked (and +inf logits no better)
+          throw NumericError("beam_search: non-finite logits at step " + std::to_string(t) +
+                             " for sample " + std::to_string(b) + " (log-sum-exp " +
+                             detail::num_repr(static_cast<double>(lse)) + ")");
         for (Index v = 0; v < V; ++v)
           cands.push_back({live[i].logp + static_cast<double>(logits(r0 + i, v) - lse), i, v});
       }
@@ -116,7 +128,7 @@ std::vector<Translation<T>> beam_search(Index B, const LabelsRef& widths, const 
         const Cand& c = cands[j];
         Hyp nh = live[c.hyp];
         nh.tokens.push_back(static_cast<int>(c.tok));
-        if (att.rows() == n) nh.att.push_back(att.row(r0 + c.hyp).head(widths(b)));
+        if (att.size() != 0) nh.att.push_back(att.row(r0 + c.hyp).head(widths(b)));
         nh.logp = c.score;
         nh.row = r0 + c.hyp;
         if (c.tok == o.eos_id) finished[b].push_back(std::move(nh));

@@ -276,10 +276,7 @@ class Seq2Seq : public ModuleBase<T> {
 
   // The messages are built only when thrown: decoding is called once per batch in eval loops.
   void check_decode_args(Index beam_size, Index max_len) const {
-    if (beam_size < 1)
-      throw ValueError(name_ + ": beam_size must be >= 1, got " + std::to_string(beam_size));
-    if (max_len < 1)
-      throw ValueError(name_ + ": max_len must be >= 1, got " + std::to_string(max_len));
+    detail::check_decode_args(name_, beam_size, max_len);
   }
 
   void check_source(const Tokens& src, const LabelsRef& lengths) const {

@@ -41,6 +41,13 @@ inline void check_source(const std::string& who, const Tokens& src, const Labels
                        std::to_string(src.cols()) + "]");
 }
 
+// beam_size >= 1 and max_len >= 1 (built only when thrown: decoding runs once per batch).
+inline void check_decode_args(const std::string& who, Index beam_size, Index max_len) {
+  if (beam_size < 1)
+    throw ValueError(who + ": beam_size must be >= 1, got " + std::to_string(beam_size));
+  if (max_len < 1) throw ValueError(who + ": max_len must be >= 1, got " + std::to_string(max_len));
+}
+
 // Eval mode for one scope, then the module's previous mode back.
 template <typename T>
 struct EvalScope {

@@ -96,7 +96,7 @@ class TransformerSeq2Seq : public ModuleBase<T> {
       throw ShapeError("TransformerSeq2Seq: tgt_in expected (" + std::to_string(B) +
                        ", 1 <= To <= max_len " + std::to_string(o_.max_len) + "), got " +
                        detail::shape_str(tgt_in.rows(), tgt_in.cols()));
-    have_forward_ = false;
+    have_forward_ = decoded_ = false;
     B_ = B;
     pad_ = key_padding_mask(src_lengths, src.cols());              // (B, Ts)
     const Matrix<T>& xs = embed(src_emb_, src, kSrc, B);       // (1) (B*Ts, d)
@@ -122,13 +122,15 @@ class TransformerSeq2Seq : public ModuleBase<T> {
     for (Index i = 0; i < tgt_out.size(); ++i) target_(i) = tgt_out.data()[i];  // row b*To + t
     loss_ = ce_.forward(logits, target_);                           // (5)
     have_forward_ = true;
+    decoded_ = false;
     return loss_;
   }
 
   // Backward of the last forward_train: += every parameter's gradient.
   void backward() {
     if (!have_forward_)
-      throw ValueError("TransformerSeq2Seq: backward called without forward_train");
+      throw ValueError("TransformerSeq2Seq: backward called without forward_train" +
+                       std::string(decoded_ ? " (decoding since the last one discarded it)" : ""));
     have_forward_ = false;
     const Matrix<T>& dy = generator_.backward(ce_.backward());  // d(5), d(4)
     const auto g = transformer_.backward(dy);                   // d(3): dXs, dXt
@@ -146,10 +148,7 @@ class TransformerSeq2Seq : public ModuleBase<T> {
   std::vector<Translation<T>> beam_search(const Tokens& src, const LabelsRef& src_lengths,
                                           Index beam_size, Index max_len) {
     check_source(src, src_lengths);
-    if (beam_size < 1)
-      throw ValueError("TransformerSeq2Seq: beam_size must be >= 1, got " + std::to_string(beam_size));
-    if (max_len < 1)
-      throw ValueError("TransformerSeq2Seq: max_len must be >= 1, got " + std::to_string(max_len));
+    detail::check_decode_args("TransformerSeq2Seq", beam_size, max_len);
     if (max_len > o_.max_len)
       throw ValueError("TransformerSeq2Seq: max_len " + std::to_string(max_len) +
                        " exceeds the model's max_len " + std::to_string(o_.max_len));
@@ -160,6 +159,7 @@ class TransformerSeq2Seq : public ModuleBase<T> {
     const Matrix<T>& memory = transformer_.encode(xs, B, {.src_key_padding_mask = &pad_});
     auto& dec = transformer_.decoder();
     dec.start_cache(memory, B, cache_, &pad_, max_len);
+    decoded_ = have_forward_;  // a pending backward is lost: say so if it is called
     have_forward_ = false;
     Index t = 0;
     auto step = [&](const std::vector<Index>& parents, const std::vector<Index>& samples,
@@ -243,6 +243,7 @@ class TransformerSeq2Seq : public ModuleBase<T> {
   CrossEntropyLoss<T> ce_;
 
   bool have_forward_ = false;
+  bool decoded_ = false;   // a decoding call discarded the last forward_train
   Index B_ = 0;
   T loss_ = 0;
   BoolMatrix pad_;         // (B, Ts) source padding

@@ -79,12 +79,16 @@ class TransformerDecoder : public ModuleBase<T> {
     if (stack_.norm) x = &stack_.norm->forward(*x);                  // (3) out = norm(x_L)
     rows_ = tgt.rows();
     mem_rows_ = memory.rows();
+    stepped_ = false;
     return *x;
   }
 
   // backward                   dout (B*Tt, d) -> {dtgt (B*Tt, d), dmemory (B*Tm, d)}
   // dmemory summed over the layers; += every parameter gradient.
   TransformerDecoderGrads<T> backward(const ConstRef<T>& dout) {
+    if (stepped_)
+      throw ValueError("TransformerDecoder: backward called after forward_step, which overwrites "
+                       "what backward reads; call forward again first");
     detail::require_forward(rows_ > 0, "TransformerDecoder");
     detail::check_shape("TransformerDecoder", "gradient", dout, rows_, d_);
     if (memory_grad_) dmem_.setZero(mem_rows_, d_);
@@ -104,10 +108,10 @@ class TransformerDecoder : public ModuleBase<T> {
   void start_cache(const ConstRef<T>& memory, Index B, TransformerDecoderCache<T>& c,
                    const BoolMatrix* memory_key_padding_mask = nullptr, Index capacity = 16) {
     const char* who = "TransformerDecoder::start_cache";
+    check_mode(who);
     detail::check_shape(who, "memory", memory, -1, d_);
-    if (B <= 0 || memory.rows() == 0 || memory.rows() % B != 0)
-      throw ShapeError(std::string(who) + ": memory rows " + std::to_string(memory.rows()) +
-                       " not a positive multiple of batch size " + std::to_string(B));
+    detail::check_batch_rows(who, "memory", memory.rows(), B);
+    detail::require(capacity > 0, who, "capacity must be positive, got " + std::to_string(capacity));
     if (memory_key_padding_mask)
       detail::check_shape(who, "memory_key_padding_mask", *memory_key_padding_mask, B,
                           memory.rows() / B);
@@ -125,12 +129,23 @@ class TransformerDecoder : public ModuleBase<T> {
   const Matrix<T>& forward_step(const ConstRef<T>& x, TransformerDecoderCache<T>& c,
                                 const std::vector<Index>* memory_row = nullptr,
                                 Matrix<T>* cross_weights = nullptr) {
-    detail::require(c.layers.size() == stack_.layers.size(), "TransformerDecoder::forward_step",
+    const char* who = "TransformerDecoder::forward_step";
+    detail::require(c.layers.size() == stack_.layers.size(), who,
                     "cache has " + std::to_string(c.layers.size()) + " layers, expected " +
                         std::to_string(stack_.layers.size()) + " (call start_cache first)");
-    rows_ = 0;  // the layers' caches are overwritten: no backward until the next forward
+    check_mode(who);
+    // Every layer's arguments checked before any cache changes: a throw leaves c as it was.
     const TransformerStepArgs a{memory_row,
                                 c.has_memory_mask ? &c.memory_key_padding_mask : nullptr};
+    for (std::size_t i = 0; i < c.layers.size(); ++i) {
+      stack_.layers[i].check_step_input(who, x.rows(), x.cols(), c.layers[i], a);
+      if (c.layers[i].self.length() != c.length())
+        throw ValueError(std::string(who) + ": cache layer " + std::to_string(i) + " holds " +
+                         std::to_string(c.layers[i].self.length()) + " tokens, layer 0 " +
+                         std::to_string(c.length()) + " (a cache edited layer by layer)");
+    }
+    rows_ = 0;  // the layers' caches are overwritten: no backward until the next forward
+    stepped_ = true;
     auto& layers = stack_.layers;
     const std::size_t L = layers.size();
     const Matrix<T>* y =
@@ -164,6 +179,12 @@ class TransformerDecoder : public ModuleBase<T> {
   LayerNorm<T>* norm() { return stack_.norm ? &*stack_.norm : nullptr; }
 
  private:
+  // Incremental decoding has no dropout: refused in training mode with dropout, under the
+  // decoder's name (the layers check again under theirs).
+  void check_mode(const char* who) const {
+    detail::check_incremental(who, this->training_, stack_.layers[0].options().dropout);
+  }
+
   // dmemory += a layer's dmemory; its dtgt passed on.
   const Matrix<T>& add(const TransformerDecoderGrads<T>& g) {
     if (memory_grad_ && g.dmemory.size() > 0) dmem_ += g.dmemory;
@@ -173,6 +194,7 @@ class TransformerDecoder : public ModuleBase<T> {
   Index d_;
   detail::LayerStack<T, Layer> stack_;  // layers and final norm
   bool memory_grad_ = true;
+  bool stepped_ = false;           // forward_step ran since the last forward
   Index rows_ = 0, mem_rows_ = 0;  // of the last forward
   Matrix<T> dmem_;                 // (B*Tm, d) the sum over layers
 };

@@ -100,12 +100,8 @@ void check_decoder_input(std::string_view who, const ConstRef<T>& tgt, const Con
                          Index B, Index d, const TransformerDecoderLayerArgs<T>& a) {
   check_shape(who, "tgt", tgt, -1, d);
   check_shape(who, "memory", memory, -1, d);
-  if (B <= 0)
-    throw ValueError(std::string(who) + ": batch size must be positive, got " + std::to_string(B));
-  for (auto [what, rows] : {std::pair{"tgt", tgt.rows()}, std::pair{"memory", memory.rows()}})
-    if (rows == 0 || rows % B != 0)
-      throw ShapeError(std::string(who) + ": " + what + " rows " + std::to_string(rows) +
-                       " not a positive multiple of batch size " + std::to_string(B));
+  check_batch_rows(who, "tgt", tgt.rows(), B);
+  check_batch_rows(who, "memory", memory.rows(), B);
   const Index Tt = tgt.rows() / B, Tm = memory.rows() / B;
   if (a.tgt_mask) check_shape(who, "tgt_mask", *a.tgt_mask, Tt, Tt);
   if (a.tgt_bias) check_shape(who, "tgt_bias", *a.tgt_bias, Tt, Tt);
@@ -150,6 +146,7 @@ class TransformerDecoderLayer : public ModuleBase<T> {
                            const TransformerDecoderLayerArgs<T>& args = {}) {
     detail::check_decoder_input<T>("TransformerDecoderLayer", tgt, memory, B, d_, args);
     copy_masks(args);
+    stepped_ = false;
     last_.B = B;
     last_.rows = tgt.rows();
     last_.mem_rows = memory.rows();
@@ -191,6 +188,9 @@ class TransformerDecoderLayer : public ModuleBase<T> {
   // += every parameter gradient.
   TransformerDecoderGrads<T> backward(const ConstRef<T>& dout) {
     const char* who = "TransformerDecoderLayer";
+    if (stepped_)
+      throw ValueError("TransformerDecoderLayer: backward called after forward_step, which "
+                       "overwrites what backward reads; call forward again first");
     detail::require_forward(last_.B > 0, who);
     const Index N = last_.rows;  // B*Tt
     detail::check_shape(who, "gradient", dout, N, d_);
@@ -237,6 +237,31 @@ class TransformerDecoderLayer : public ModuleBase<T> {
   }
 
   // ---- Incremental decoding (inference: eval mode or dropout 0; no backward) ----
+  // forward_step's arguments for an (n, d) step checked against c, so that a bad call throws
+  // before anything (the self cache) changes.
+  void check_step_input(const char* who, Index n, Index cols,
+                        const TransformerDecoderLayerCache<T>& c,
+                        const TransformerStepArgs& a) const {
+    detail::require(!c.self.empty() && !c.cross.empty(), who,
+                    "cache not started (call start_cache first)");
+    detail::check_shape(who, "x", n, cols, c.self.rows(), d_);
+    if (a.memory_row) {
+      if (Index(a.memory_row->size()) != n)
+        throw ShapeError(std::string(who) + ": memory_row expected " + std::to_string(n) +
+                         " entries (one per row), got " + std::to_string(a.memory_row->size()));
+      for (Index r : *a.memory_row)
+        if (r < 0 || r >= c.cross.rows())
+          throw ValueError(std::string(who) + ": memory_row entry " + std::to_string(r) +
+                           " out of range [0, " + std::to_string(c.cross.rows()) + ")");
+    } else if (n != c.cross.rows()) {
+      throw ShapeError(std::string(who) + ": x expected " + std::to_string(c.cross.rows()) +
+                       " rows (one per memory row) without memory_row, got " + std::to_string(n));
+    }
+    if (a.memory_key_padding_mask)
+      detail::check_shape(who, "memory_key_padding_mask", *a.memory_key_padding_mask,
+                          c.cross.rows(), c.cross.length());
+  }
+
   // forward_step runs one new token per row through the layer, exactly as forward with
   // tgt_is_causal = true computes that token's row, but with self-attention over the cached
   // keys and values of the earlier tokens: O(t d + d^2 + Tm d) work at step t, not O(t^2).
@@ -245,7 +270,7 @@ class TransformerDecoderLayer : public ModuleBase<T> {
   // empty self-attention cache for B rows with room for `capacity` tokens (it grows).
   void start_cache(const ConstRef<T>& memory, Index B, TransformerDecoderLayerCache<T>& c,
                    Index capacity = 16) {
-    check_step("TransformerDecoderLayer::start_cache");
+    check_mode("TransformerDecoderLayer::start_cache");
     detail::check_shape("TransformerDecoderLayer::start_cache", "memory", memory, -1, d_);
     multihead_attn_.cache_kv(memory, memory, B, c.cross);
     c.self.reset(B, d_, capacity);
@@ -257,9 +282,10 @@ class TransformerDecoderLayer : public ModuleBase<T> {
                                 const TransformerStepArgs& a = {},
                                 Matrix<T>* cross_weights = nullptr) {
     const char* who = "TransformerDecoderLayer::forward_step";
-    check_step(who);
-    detail::check_shape(who, "x", x, c.self.rows(), d_);
+    check_mode(who);
+    check_step_input(who, x.rows(), x.cols(), c, a);  // all before the cache changes
     last_ = {};  // the submodules' caches are overwritten: no backward until the next forward
+    stepped_ = true;
     const typename MultiheadAttention<T>::CachedArgs ca{
         a.memory_row, a.memory_key_padding_mask, cross_weights};
     const Index n = x.rows();
@@ -334,11 +360,8 @@ class TransformerDecoderLayer : public ModuleBase<T> {
   Dropout<T>& dropout3() { return dropout3_; }
 
  private:
-  void check_step(const char* who) const {
-    if (this->training_ && opts_.dropout > 0.0)
-      throw ValueError(std::string(who) +
-                       ": incremental decoding has no dropout; call eval() (dropout " +
-                       detail::num_repr(opts_.dropout) + " in training mode)");
+  void check_mode(const char* who) const {
+    detail::check_incremental(who, this->training_, opts_.dropout);
   }
 
   void set_attn_input_grad() {
@@ -412,6 +435,7 @@ class TransformerDecoderLayer : public ModuleBase<T> {
   ReLU<T> relu_;
   GELU<T> gelu_;
   bool memory_grad_ = true;
+  bool stepped_ = false;  // forward_step ran since the last forward
 
   // The shapes of the last forward. Not copied: a copy's attentions would still point at the
   // original's masks, so a copy (or a moved-to layer) has had no forward yet.

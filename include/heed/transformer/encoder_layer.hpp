@@ -62,11 +62,7 @@ template <typename T>
 Index check_encoder_input(std::string_view who, const ConstRef<T>& src, Index B, Index d,
                           const TransformerEncoderLayerArgs<T>& a) {
   check_shape(who, "src", src, -1, d);
-  if (B <= 0)
-    throw ValueError(std::string(who) + ": batch size must be positive, got " + std::to_string(B));
-  if (src.rows() == 0 || src.rows() % B != 0)
-    throw ShapeError(std::string(who) + ": src rows " + std::to_string(src.rows()) +
-                     " not a positive multiple of batch size " + std::to_string(B));
+  check_batch_rows(who, "src", src.rows(), B);
   const Index T_ = src.rows() / B;
   if (a.src_mask) check_shape(who, "src_mask", *a.src_mask, T_, T_);
   if (a.src_bias) check_shape(who, "src_bias", *a.src_bias, T_, T_);

@@ -41,11 +41,7 @@ template <typename T>
 Index check_positional_input(std::string_view who, const ConstRef<T>& x, Index B, Index start,
                              Index d, Index max_len) {
   check_shape(who, "input", x, -1, d);
-  if (B <= 0)
-    throw ValueError(std::string(who) + ": batch size must be positive, got " + std::to_string(B));
-  if (x.rows() == 0 || x.rows() % B != 0)
-    throw ShapeError(std::string(who) + ": input rows " + std::to_string(x.rows()) +
-                     " not a positive multiple of batch size " + std::to_string(B));
+  check_batch_rows(who, "input", x.rows(), B);
   const Index T_ = x.rows() / B;
   if (start < 0 || start > max_len - T_)  // start + T > max_len, without overflow
     throw ValueError(std::string(who) + ": positions [" + std::to_string(start) + ", " +

@@ -95,15 +95,23 @@ class Transformer : public ModuleBase<T> {
   const Matrix<T>& forward(const ConstRef<T>& src, const ConstRef<T>& tgt, Index B,
                            const TransformerArgs<T>& args = {}) {
     const TransformerDecoderArgs<T> da = args.decoder();
-    // The decoder's shapes are checked before the encoder runs, so a bad tgt or mask costs
+    // Both halves' shapes are checked before the encoder runs, so a bad input or mask costs
     // nothing; memory has src's shape.
+    detail::check_encoder_input<T>("Transformer", src, B, d_model(), args.encoder());
     detail::check_decoder_input<T>("Transformer", tgt, src, B, d_model(), da);
+    forwarded_ = false;
     const Matrix<T>& memory = encoder_.forward(src, B, args.encoder());  // (1)
-    return decoder_.forward(tgt, memory, B, da);                         // (2)
+    const Matrix<T>& out = decoder_.forward(tgt, memory, B, da);         // (2)
+    forwarded_ = true;
+    return out;
   }
 
   // backward  dout (B*Tt, d) -> {dsrc (B*Ts, d), dtgt (B*Tt, d)}; += every parameter gradient
   TransformerGrads<T> backward(const ConstRef<T>& dout) {
+    // After encode / decode alone the encoder's last input need not be the decoder's memory.
+    detail::require(forwarded_, "Transformer",
+                    "backward needs forward(src, tgt, ...) first (encode and decode run the "
+                    "halves alone: call their backward on encoder() and decoder())");
     const auto g = decoder_.backward(dout);                  // d(2): dtgt, dmemory
     return {encoder_.backward(g.dmemory), g.dtgt};            // d(1)
   }
@@ -112,10 +120,12 @@ class Transformer : public ModuleBase<T> {
   // start_cache / forward_step for incremental decoding).
   const Matrix<T>& encode(const ConstRef<T>& src, Index B,
                           const TransformerEncoderArgs<T>& a = {}) {
+    forwarded_ = false;
     return encoder_.forward(src, B, a);
   }
   const Matrix<T>& decode(const ConstRef<T>& tgt, const ConstRef<T>& memory, Index B,
                           const TransformerDecoderArgs<T>& a = {}) {
+    forwarded_ = false;
     return decoder_.forward(tgt, memory, B, a);
   }
 
@@ -151,6 +161,7 @@ class Transformer : public ModuleBase<T> {
   Index nhead_;
   TransformerEncoder<T> encoder_;
   TransformerDecoder<T> decoder_;
+  bool forwarded_ = false;  // the last call was forward: backward may follow
 };
 
 }  // namespace heed
