@@ -109,6 +109,7 @@ TEST_CASE_TEMPLATE("safetensors: save and read back, bit-identical, with metadat
   b << std::numeric_limits<T>::quiet_NaN(), T(0.1), T(-7), std::numeric_limits<T>::denorm_min();
   cube.setRandom();
   const Matrix<T> none(0, 3);
+  const Matrix<T> one = Matrix<T>::Constant(1, 1, T(-0.75));
   const std::vector<std::int64_t> ids = {-1, 0, std::numeric_limits<std::int64_t>::max()};
   const std::string odd = "q\"uote\\back\nline\x01 \xc3\xa9\xf0\x9f\x99\x82";  // escaped on write
   const std::map<std::string, std::string> meta = {{"format", "pt"}, {"note", "a \"b\"\t\xcf\x80"}};
@@ -116,7 +117,7 @@ TEST_CASE_TEMPLATE("safetensors: save and read back, bit-identical, with metadat
   io::save_safetensors(path,
                        {io::safetensors_entry("w", w), io::safetensors_entry("b", b, {4}),
                         io::safetensors_entry("cube", cube, {2, 2, 2}), io::safetensors_entry("none", none),
-                        io::safetensors_entry(odd, b, {}),
+                        io::safetensors_entry(odd, b), io::safetensors_entry("s", one, {}),
                         {"ids", io::Dtype::I64, {3}, {reinterpret_cast<const char*>(ids.data()), 24}}},
                        meta);
   const std::string img = heed_test::slurp(path);
@@ -128,10 +129,10 @@ TEST_CASE_TEMPLATE("safetensors: save and read back, bit-identical, with metadat
   CHECK(img[8 + n - 1] != '\t');
 
   const io::Safetensors f(path);
-  const std::vector<std::string> names = {"b", "cube", "ids", "none", odd, "w"};
+  const std::vector<std::string> names = {"b", "cube", "ids", "none", odd, "s", "w"};
   CHECK(f.names() == names);
   // The writer sorts by name, so file order is name order too.
-  REQUIRE(f.entries().size() == 6);
+  REQUIRE(f.entries().size() == 7);
   for (std::size_t k = 0; k < names.size(); ++k) CHECK(f.entries()[k].name == names[k]);
   CHECK(f.metadata() == meta);
   const io::Dtype want = std::is_same_v<T, float> ? io::Dtype::F32 : io::Dtype::F64;
@@ -139,6 +140,8 @@ TEST_CASE_TEMPLATE("safetensors: save and read back, bit-identical, with metadat
   CHECK(f.shape("w") == std::vector<std::uint64_t>{2, 3});
   CHECK(f.shape("b") == std::vector<std::uint64_t>{4});
   CHECK(f.shape("cube") == std::vector<std::uint64_t>{2, 2, 2});
+  CHECK(f.shape("s").empty());  // 0-D
+  CHECK(f.shape("none") == std::vector<std::uint64_t>{0, 3});
   const auto same_bits = [](const Matrix<T>& x, const Matrix<T>& y) {
     return x.rows() == y.rows() && x.cols() == y.cols() &&
            std::memcmp(x.data(), y.data(), sizeof(T) * static_cast<std::size_t>(x.size())) == 0;
@@ -147,6 +150,7 @@ TEST_CASE_TEMPLATE("safetensors: save and read back, bit-identical, with metadat
   CHECK(same_bits(f.matrix<T>("b"), b));  // (4) -> (1, 4)
   CHECK(same_bits(f.matrix<T>("cube"), cube));  // (2, 2, 2) -> (2, 4)
   CHECK(same_bits(f.matrix<T>(odd), b));
+  CHECK(same_bits(f.matrix<T>("s"), one));  // () -> (1, 1)
   CHECK(f.matrix<T>("none").rows() == 0);
   CHECK(f.matrix<T>("none").cols() == 3);
   CHECK(f.integers("ids") == ids);
@@ -156,7 +160,8 @@ TEST_CASE_TEMPLATE("safetensors: save and read back, bit-identical, with metadat
 
   // Deterministic: another entry order gives the same bytes.
   io::save_safetensors(path, {io::safetensors_entry("w", w), io::safetensors_entry("none", none),
-                              io::safetensors_entry(odd, b, {}), io::safetensors_entry("cube", cube, {2, 2, 2}),
+                              io::safetensors_entry(odd, b), io::safetensors_entry("s", one, {}),
+                              io::safetensors_entry("cube", cube, {2, 2, 2}),
                               {"ids", io::Dtype::I64, {3}, {reinterpret_cast<const char*>(ids.data()), 24}},
                               io::safetensors_entry("b", b, {4})},
                        meta);
@@ -390,6 +395,8 @@ TEST_CASE("safetensors: every malformed header is a FormatError naming the path 
       {"unclosed object", "{" + E8, 8, "expected ',' or '}', got the end of the header"},
       {"non-string key", "{1:{}}", 0, "expected a tensor name (a string), got a number"},
       {"nesting deeper than the grammar", pre + "[2]" + post, 8, "expected a non-negative integer, got an array"},
+      {"100000 nested arrays (no recursion)", pre + std::string(100000, '[') + post, 8,
+       "header byte 29: expected a non-negative integer, got an array"},
       {"newline after the object", "{" + E8 + "}\n", 8,
        "only spaces (0x20) may follow the header object, got byte 0x0a"},
       {"tab padding", "{" + E8 + "}  \t", 8, "only spaces (0x20) may follow the header object, got byte 0x09"},
@@ -397,6 +404,8 @@ TEST_CASE("safetensors: every malformed header is a FormatError naming the path 
       {"NUL padding", "{" + E8 + "}" + std::string(3, '\0'), 8, "got byte 0x00"},
       // Duplicate keys, at every level.
       {"duplicate tensor", "{" + E8 + "," + E("a", "F32", "2", 8, 16) + "}", 16, "duplicate tensor name 'a'"},
+      {"duplicate tensor, spelled differently", "{" + E8 + "," + E("\\u0061", "F32", "2", 8, 16) + "}", 16,
+       "duplicate tensor name 'a'"},
       {"duplicate entry key", "{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
        "tensor 'a' (header byte 20): duplicate key \"dtype\""},
       {"duplicate __metadata__", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, "duplicate key \"__metadata__\""},

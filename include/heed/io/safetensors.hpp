@@ -28,7 +28,7 @@
 //
 // Why a hand-written parser and not nlohmann-json: heed's library is dependency-free (Eigen
 // only), the grammar above is tiny, and the strictness rules (duplicate keys, UTF-8, integers
-// only) are easier to guarantee in 300 lines we own than by configuring a general parser. It
+// only) are easier to guarantee in a few hundred lines we own than by configuring a general parser. It
 // is schema-directed: it never recurses on input, so nesting depth is bounded by the grammar
 // (at most 3: header, tensor, array); anything nested deeper is a type error. It builds the
 // entries directly (no document tree), and the reader reads the file once: the 8-byte length,
@@ -683,23 +683,25 @@ struct SafetensorsEntry {
   std::string_view data;
 };
 
-// A matrix as an F32 (float) or F64 (double) entry of shape (rows, cols), or of `shape` if
-// given (its element count must be m.size()). Views m's data, see SafetensorsEntry.
+// A matrix as an F32 (float) or F64 (double) entry of shape (rows, cols), or of `shape`
+// (any shape holding m.size() elements: {} is 0-D, {n} 1-D, ...). Views m's data, see
+// SafetensorsEntry.
 template <typename T>
-SafetensorsEntry safetensors_entry(std::string name, const Matrix<T>& m, std::vector<std::uint64_t> shape = {}) {
+SafetensorsEntry safetensors_entry(std::string name, const Matrix<T>& m, std::vector<std::uint64_t> shape) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "float or double matrices");
-  if (shape.empty()) {
-    shape = {static_cast<std::uint64_t>(m.rows()), static_cast<std::uint64_t>(m.cols())};
-  } else {
-    std::uint64_t n = 1;
-    for (std::uint64_t d : shape)
-      if (!detail_st::mul(n, d, n)) n = ~0ull;
-    if (n != static_cast<std::uint64_t>(m.size()))
-      throw ValueError("safetensors_entry: '" + printable_name(name) + "': shape " + detail_st::shape_str(shape) +
-                       " does not hold the matrix's " + std::to_string(m.size()) + " elements");
-  }
+  std::uint64_t n = 1;
+  for (std::uint64_t d : shape)
+    if (!detail_st::mul(n, d, n)) n = ~0ull;
+  if (n != static_cast<std::uint64_t>(m.size()))
+    throw ValueError("safetensors_entry: '" + printable_name(name) + "': shape " + detail_st::shape_str(shape) +
+                     " does not hold the matrix's " + std::to_string(m.size()) + " elements");
   return {std::move(name), std::is_same_v<T, float> ? Dtype::F32 : Dtype::F64, std::move(shape),
           {reinterpret_cast<const char*>(m.data()), sizeof(T) * static_cast<std::size_t>(m.size())}};
+}
+template <typename T>
+SafetensorsEntry safetensors_entry(std::string name, const Matrix<T>& m) {
+  return safetensors_entry(std::move(name), m,
+                           {static_cast<std::uint64_t>(m.rows()), static_cast<std::uint64_t>(m.cols())});
 }
 
 // Writes `entries` and `metadata` to `path` (write_file_atomic). The header is compact JSON,
@@ -707,7 +709,7 @@ SafetensorsEntry safetensors_entry(std::string name, const Matrix<T>& m, std::ve
 // spaces so the data buffer starts at a multiple of 8; the data follows in the same order.
 // Refused (ValueError, message starting with the path): empty names, "__metadata__" as a name,
 // duplicate names, names or metadata that are not valid UTF-8, data whose size is not the
-// shape's element count times the dtype's size.
+// shape's element count times the dtype's size, a header over the 100,000,000-byte limit.
 inline void save_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& entries,
                              const std::map<std::string, std::string>& metadata = {}) {
   const auto bad = [&](const std::string& what) { return ValueError(path + ": save_safetensors: " + what); };
@@ -763,6 +765,9 @@ inline void save_safetensors(const std::string& path, const std::vector<Safetens
   }
   h += '}';
   h.append((8 - h.size() % 8) % 8, ' ');
+  if (h.size() > kSafetensorsMaxHeader)
+    throw bad("the header would be " + std::to_string(h.size()) + " bytes, more than the " +
+              std::to_string(kSafetensorsMaxHeader) + " that readers accept");
 
   std::string img;
   img.reserve(8 + h.size() + static_cast<std::size_t>(total));
