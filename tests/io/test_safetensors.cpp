@@ -360,7 +360,7 @@ TEST_CASE("safetensors: every malformed header is a FormatError naming the path 
       // The JSON grammar.
       {"must begin with {", " {" + E8 + "}", 8, "header byte 0: the header must begin with '{' (0x7b), got byte 0x20"},
       {"empty header", "", 8, "the header must begin with '{' (0x7b), got the end of the header"},
-      {"float", pre + "2.0" + post, 8, "a fraction or exponent: only non-negative integers are allowed"},
+      {"float", pre + "2.0" + post, 8, "tensor 'a' (header byte 30): a fraction or exponent: only non-negative integers are allowed"},
       {"exponent", pre + "2e0" + post, 8, "a fraction or exponent"},
       {"negative", pre + "-2" + post, 8, "expected a non-negative integer, got a negative number"},
       {"leading zero", pre + "02" + post, 8, "integer with a leading zero"},
@@ -396,7 +396,7 @@ TEST_CASE("safetensors: every malformed header is a FormatError naming the path 
       {"non-string key", "{1:{}}", 0, "expected a tensor name (a string), got a number"},
       {"nesting deeper than the grammar", pre + "[2]" + post, 8, "expected a non-negative integer, got an array"},
       {"100000 nested arrays (no recursion)", pre + std::string(100000, '[') + post, 8,
-       "header byte 29: expected a non-negative integer, got an array"},
+       "tensor 'a' (header byte 29): expected a non-negative integer, got an array"},
       {"newline after the object", "{" + E8 + "}\n", 8,
        "only spaces (0x20) may follow the header object, got byte 0x0a"},
       {"tab padding", "{" + E8 + "}  \t", 8, "only spaces (0x20) may follow the header object, got byte 0x09"},

@@ -26,13 +26,18 @@
 //    from 0, each from where the previous ends, the last to the buffer's end. A zero-size
 //    tensor has begin == end and may sit at any boundary, as in safetensors.
 //
+// Stricter than safetensors' own reader in two places, on purpose: a tensor object with a key
+// other than its three is refused (not ignored), and "__metadata__": null is refused (null is
+// not in the grammar). Like it, an empty tensor name is accepted (the writer refuses one).
+// Syntax errors name the header byte, and the tensor when inside one.
+//
 // Why a hand-written parser and not nlohmann-json: heed's library is dependency-free (Eigen
 // only), the grammar above is tiny, and the strictness rules (duplicate keys, UTF-8, integers
-// only) are easier to guarantee in a few hundred lines we own than by configuring a general parser. It
-// is schema-directed: it never recurses on input, so nesting depth is bounded by the grammar
-// (at most 3: header, tensor, array); anything nested deeper is a type error. It builds the
-// entries directly (no document tree), and the reader reads the file once: the 8-byte length,
-// the header, then the data buffer, each checked before the next is allocated.
+// only) are easier to guarantee in a few hundred lines we own than by configuring a general
+// parser. It is schema-directed: it never recurses on input, so nesting depth is bounded by
+// the grammar (at most 3: header, tensor, array) and anything nested deeper is a type error.
+// It builds the entries directly (no document tree), and the reader reads the file once: the
+// 8-byte length, the header, then the data buffer, each checked before the next is allocated.
 #include <algorithm>
 #include <bit>
 #include <cfloat>
@@ -241,7 +246,9 @@ class HeaderParser {
   }
 
  private:
+  // Inside a tensor's object, syntax errors name the tensor too.
   [[noreturn]] void fail(const std::string& what) const {
+    if (tensor_ != nullptr) fail_tensor(*tensor_, what);
     throw FormatError(path_ + ": header byte " + std::to_string(i_) + ": " + what);
   }
   [[noreturn]] void fail_tensor(const std::string& name, const std::string& what) const {
@@ -409,6 +416,7 @@ class HeaderParser {
       fail_tensor(name, "expected an object {\"dtype\", \"shape\", \"data_offsets\"}, got " + describe());
     ++i_;
     ws();
+    tensor_ = &name;
     TensorInfo t;
     bool have[3] = {false, false, false};
     if (peek() != '}') {
@@ -443,6 +451,7 @@ class HeaderParser {
     static constexpr const char* keys[3] = {"dtype", "shape", "data_offsets"};
     for (int k = 0; k < 3; ++k)
       if (!have[k]) fail_tensor(name, std::string("missing key \"") + keys[k] + "\"");
+    tensor_ = nullptr;
     t.name = std::move(name);
     return t;
   }
@@ -463,6 +472,7 @@ class HeaderParser {
   std::string_view s_;
   const std::string& path_;
   std::size_t i_ = 0;
+  const std::string* tensor_ = nullptr;  // the tensor whose object is being parsed
 };
 
 }  // namespace detail_st
