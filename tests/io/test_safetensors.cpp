@@ -3,6 +3,8 @@
 // validation rule of include/heed/io/safetensors.hpp, each checking the error's type, that its
 // message starts with the path, and a distinctive part of it.
 #include <doctest/doctest.h>
+
+#include "common/errors.hpp"
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -25,6 +27,8 @@ using heed::Matrix;
 
 namespace {
 
+using heed_test::error_of;
+
 std::string tmp(const std::string& name) { return heed_test::scratch(name).string(); }
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
@@ -40,20 +44,6 @@ std::string E(const std::string& name, const std::string& dtype, const std::stri
          std::to_string(b) + "," + std::to_string(e) + "]}";
 }
 const std::string A = E("a", "F32", "2", 0, 8);  // a valid entry over 8 bytes of data
-
-template <class Err, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Err& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("wrong exception type: " << e.what());
-    return {};
-  }
-  FAIL("no exception thrown");
-  return {};
-}
 
 // The FormatError that reading image(header, data) throws.
 std::string load_error(const std::string& path, const std::string& header, const std::string& data) {

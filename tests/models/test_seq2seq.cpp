@@ -7,6 +7,7 @@
 #include <heed/testing/gradcheck.hpp>
 #include <string>
 
+#include "common/errors.hpp"
 #include "common/helpers.hpp"
 
 using heed::Index;
@@ -17,6 +18,7 @@ using heed::Tokens;
 using heed::testing::check_gradient;
 using heed::testing::GradcheckResult;
 using heed::testing::merge;
+using heed_test::error_of;
 using heed_test::labels;
 using heed_test::tokens;
 
@@ -232,18 +234,6 @@ TEST_CASE("Seq2Seq learns to reverse short sequences (Adam, a few hundred steps)
   }
   CHECK(exact >= B - 2);
 }
-
-namespace {
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const heed::Error& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-}  // namespace
 
 TEST_CASE("Seq2Seq: shape and argument errors name the problem") {
   heed::Generator gen(2);

@@ -9,6 +9,7 @@
 #include <heed/testing/gradcheck.hpp>
 #include <string>
 
+#include "common/errors.hpp"
 #include "common/helpers.hpp"
 
 using heed::Index;
@@ -18,6 +19,7 @@ using heed::PositionalEncodingKind;
 using heed::Tokens;
 using heed::TransformerSeq2Seq;
 using heed::TransformerSeq2SeqOptions;
+using heed_test::error_of;
 using heed_test::labels;
 using heed_test::tokens;
 
@@ -36,17 +38,6 @@ struct Batch {
   Tokens tgt_in = tokens(2, 3, {1, 3, 4, 1, 4, 0});
   Tokens tgt_out = tokens(2, 3, {3, 4, 2, 4, 2, 0});
 };
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const heed::Error& e) {
-    return e.what();
-  }
-  FAIL("no heed::Error thrown");
-  return {};
-}
 
 // Decoding by full recomputation: every step runs the whole prefix through forward() and
 // reads the last position's logits. The same search as the model's, another step function.

@@ -20,7 +20,11 @@
 #include <heed/transformer.hpp>
 #include <heed/testing/gradcheck.hpp>
 
+#include "common/errors.hpp"
+
 namespace tr_test {
+
+using heed_test::error_of;  // error_of<E>(f): the message of the E that f throws
 
 // Eigen heap allocations throw while one of these is alive.
 struct NoEigenMalloc {
@@ -93,20 +97,6 @@ double rel_err(const Matrix<T>& a, const Matrix<T>& b) {
   return scale > 0 ? err / scale : err;
 }
 
-// The message of the heed::Error that f throws, or fails.
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    FAIL("wrong exception type: " << e.what());
-    return {};
-  }
-  FAIL("no exception thrown");
-  return {};
-}
 
 template <class A, class B>
 void copy_params(A& to, B& from) {
