@@ -382,9 +382,9 @@ class MultiheadAttention : public ModuleBase<T> {
       ps.push_back({"k_proj_weight", &k_w_, &dk_w_});
       ps.push_back({"v_proj_weight", &v_w_, &dv_w_});
     }
-    if (opts_.bias) ps.push_back({"in_proj_bias", &in_b_, &din_b_});
+    if (opts_.bias) ps.push_back(vector_parameter("in_proj_bias", &in_b_, &din_b_));
     ps.push_back({"out_proj.weight", &out_w_, &dout_w_});
-    if (opts_.bias) ps.push_back({"out_proj.bias", &out_b_, &dout_b_});
+    if (opts_.bias) ps.push_back(vector_parameter("out_proj.bias", &out_b_, &dout_b_));
     return ps;
   }
   std::string name() const override { return "MultiheadAttention"; }

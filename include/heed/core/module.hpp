@@ -48,6 +48,9 @@ struct Parameter {
   std::string name;  // PyTorch state_dict style: "weight", "0.bias", "layers.2.weight"
   Matrix<T>* value;
   Matrix<T>* grad;
+  // PyTorch's shape of this tensor when it is not the matrix's (rows, cols): {n} for a bias
+  // heed keeps as a (1, n) row. heed::save_safetensors writes it, heed::load_weights expects it.
+  std::vector<Index> shape = {};
 };
 
 // A tensor saved with the model but not learned (BatchNorm's running_mean, ...).
@@ -55,7 +58,21 @@ template <typename T>
 struct Buffer {
   std::string name;
   Matrix<T>* value;
+  std::vector<Index> shape = {};  // as Parameter::shape
 };
+
+// A (1, n) row PyTorch stores 1-D as (n,): biases, norm scales and shifts.
+template <typename T>
+Parameter<T> vector_parameter(std::string name, Matrix<T>* value, Matrix<T>* grad) {
+  return {std::move(name), value, grad, {value->cols()}};
+}
+
+// The shape PyTorch gives a parameter or buffer: its declared shape, else (rows, cols).
+template <class Item>
+std::vector<Index> torch_shape(const Item& item) {
+  if (!item.shape.empty()) return item.shape;
+  return {item.value->rows(), item.value->cols()};
+}
 
 template <typename T>
 class ModuleBase;

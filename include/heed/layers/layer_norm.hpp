@@ -94,7 +94,7 @@ class LayerNorm : public Module<T> {
 
   std::vector<Parameter<T>> local_parameters() override {
     if (!affine_) return {};
-    return {{"weight", &gamma_, &dgamma_}, {"bias", &beta_, &dbeta_}};
+    return {vector_parameter("weight", &gamma_, &dgamma_), vector_parameter("bias", &beta_, &dbeta_)};
   }
   std::string name() const override { return "LayerNorm"; }
   std::string extra_repr() const override {

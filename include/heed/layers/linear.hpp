@@ -57,7 +57,7 @@ class Linear : public Module<T> {
 
   std::vector<Parameter<T>> local_parameters() override {
     std::vector<Parameter<T>> ps{{"weight", &W_, &dW_}};
-    if (has_bias_) ps.push_back({"bias", &b_, &db_});
+    if (has_bias_) ps.push_back(vector_parameter("bias", &b_, &db_));
     return ps;
   }
 

@@ -115,8 +115,8 @@ struct RnnWeights {
     ps.push_back({"weight_ih" + suffix, &w_ih, &dw_ih});
     ps.push_back({"weight_hh" + suffix, &w_hh, &dw_hh});
     if (b_ih.size() != 0) {
-      ps.push_back({"bias_ih" + suffix, &b_ih, &db_ih});
-      ps.push_back({"bias_hh" + suffix, &b_hh, &db_hh});
+      ps.push_back(vector_parameter("bias_ih" + suffix, &b_ih, &db_ih));
+      ps.push_back(vector_parameter("bias_hh" + suffix, &b_hh, &db_hh));
     }
   }
 };

@@ -1,0 +1,177 @@
+#pragma once
+// Moving weights between heed and PyTorch by state_dict name.
+//
+//   heed::load_weights(model, "net.safetensors");        // or a torch.save .pt/.pth file
+//   heed::load_weights(model, "ckpt.pt", {.prefix = "model."});
+//   heed::save_safetensors(model, "net.safetensors");    // PyTorch: load_state_dict(load_file(...))
+//
+// Names are the model's state_dict keys (heed uses PyTorch's), shapes are PyTorch's: a bias or
+// norm vector heed keeps as a (1, n) row is (n,) in the file (Parameter::shape), every other
+// tensor is (rows, cols). The format comes from the file's first bytes, not its name.
+//
+// load_weights checks everything before any value is assigned, as load_state_dict does: every
+// missing, unexpected and mis-shaped name (and non-float dtype) is listed in one message, and
+// on any error the model is unchanged. Values convert to the model's scalar (F64 to float
+// rounds; a finite value beyond float's range is a ValueError naming the element).
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../core/module.hpp"
+#include "regular_file.hpp"
+#include "safetensors.hpp"
+#include "tensor_file.hpp"
+#include "torch_file.hpp"
+
+namespace heed {
+
+struct LoadWeightsOptions {
+  // Missing or unexpected names are errors (shape and dtype mismatches always are).
+  bool strict = true;
+  // Only the file's names that start with it are read, with it removed: "module." for a
+  // DataParallel state_dict, "model." for a {"model": state_dict, ...} checkpoint, "encoder."
+  // to load one part of a larger model. The others are ignored, not unexpected.
+  std::string prefix = {};
+  // Maps a file name (after the prefix is removed) to the model's name; "" skips the tensor.
+  std::function<std::string(const std::string&)> rename = {};
+};
+
+namespace io {
+
+// Opens a weights file by its content: a zip or a legacy pickle is torch.save's, 8 bytes then
+// '{' is safetensors'. A heed checkpoint and anything else are FormatErrors saying what the
+// file looks like.
+inline std::unique_ptr<TensorFile> open_tensors(const std::string& path) {
+  unsigned char head[9] = {};
+  std::uint64_t size = 0;
+  {
+    RegularFile f(path, path);
+    size = f.size();
+    f.read_exact(head, std::min<std::uint64_t>(size, 9), "first bytes");
+  }
+  if (size >= 2 && ((head[0] == 'P' && head[1] == 'K') || head[0] == 0x80))
+    return std::make_unique<TorchFile>(path);
+  if (size >= 9 && head[8] == '{') return std::make_unique<Safetensors>(path);
+  if (size >= 8 && std::memcmp(head, kMagic, 8) == 0)
+    throw FormatError(path + ": is a heed checkpoint, not a safetensors or torch.save file; "
+                             "load it with heed::load(model, path)");
+  throw FormatError(path + ": is neither a safetensors file (8-byte length, then '{') nor a "
+                           "torch.save file (a zip archive)");
+}
+
+}  // namespace io
+
+// Loads `file`'s tensors into `model` by name; see the file comment. Throws ValueError for
+// missing or unexpected names (when strict) and dtype errors, ShapeError when only shapes
+// disagree. Returns the names skipped by a non-strict load.
+template <typename T>
+IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, const LoadWeightsOptions& opt = {}) {
+  struct Target {
+    std::string name;
+    Matrix<T>* value;
+    std::vector<Index> shape;  // PyTorch's
+  };
+  std::vector<Target> targets;
+  for (const auto& p : model.parameters()) targets.push_back({p.name, p.value, torch_shape(p)});
+  for (const auto& b : model.buffers()) targets.push_back({b.name, b.value, torch_shape(b)});
+
+  // The model's name of each file tensor that is read.
+  std::map<std::string, const io::TensorInfo*> by_key;
+  std::vector<std::string> problems;  // two file names for one model name, dtypes, shapes
+  for (const io::TensorInfo& t : file.entries()) {
+    if (!t.name.starts_with(opt.prefix)) continue;
+    std::string key = t.name.substr(opt.prefix.size());
+    if (opt.rename) key = opt.rename(key);
+    if (key.empty()) continue;
+    const auto [it, fresh] = by_key.emplace(key, &t);
+    if (!fresh)
+      problems.push_back("'" + io::printable_name(it->second->name) + "' and '" + io::printable_name(t.name) +
+                         "' both map to '" + io::printable_name(key) + "'");
+  }
+
+  IncompatibleKeys keys;
+  std::vector<std::string> mismatched;
+  std::set<std::string> known;
+  for (const Target& tg : targets) {
+    known.insert(tg.name);
+    const auto it = by_key.find(tg.name);
+    if (it == by_key.end()) {
+      keys.missing_keys.push_back(tg.name);
+      continue;
+    }
+    const io::TensorInfo& t = *it->second;
+    const std::string shown = "'" + tg.name + "'" + (t.name == tg.name ? "" : " (file '" + io::printable_name(t.name) + "')");
+    if (!io::dtype_is_float(t.dtype)) {
+      problems.push_back(shown + " is " + io::dtype_name(t.dtype) + ", expected a float dtype");
+      continue;
+    }
+    const bool same = t.shape.size() == tg.shape.size() &&
+                      std::equal(t.shape.begin(), t.shape.end(), tg.shape.begin(),
+                                 [](std::uint64_t a, Index b) { return a == static_cast<std::uint64_t>(b); });
+    if (!same) {
+      std::vector<std::uint64_t> want(tg.shape.begin(), tg.shape.end());
+      mismatched.push_back(shown + " expected " + io::detail_tensor::shape_str(want) + ", got " +
+                           io::detail_tensor::shape_str(t.shape));
+    }
+  }
+  for (const auto& [key, t] : by_key)
+    if (!known.count(key)) keys.unexpected_keys.push_back(key);
+
+  const bool key_error = opt.strict && (!keys.missing_keys.empty() || !keys.unexpected_keys.empty());
+  if (key_error || !problems.empty() || !mismatched.empty()) {
+    std::string msg = "load_weights: " + file.path() + " (" + file.format() + ") into " + model.name() + ":";
+    auto list = [&msg](const char* what, const std::vector<std::string>& v, bool quote) {
+      if (v.empty()) return;
+      msg += std::string(" ") + what + " (" + std::to_string(v.size()) + "):";
+      for (std::size_t i = 0; i < v.size(); ++i)
+        msg += (i ? ", " : " ") + (quote ? "'" + io::printable_name(v[i]) + "'" : v[i]);
+      msg += ";";
+    };
+    if (opt.strict) list("missing keys", keys.missing_keys, true);
+    if (opt.strict) list("unexpected keys", keys.unexpected_keys, true);
+    list("errors", problems, false);
+    list("shape mismatches", mismatched, false);
+    msg.pop_back();
+    msg += "; the model is unchanged";
+    if (key_error || !problems.empty()) throw ValueError(msg);
+    throw ShapeError(msg);
+  }
+
+  // Decode everything first (a range error leaves the model unchanged), then assign.
+  StateDict<T> dict;
+  for (const Target& tg : targets)
+    if (const auto it = by_key.find(tg.name); it != by_key.end()) {
+      Matrix<T> m = file.matrix<T>(it->second->name);
+      m.resize(tg.value->rows(), tg.value->cols());  // same size, row-major: (n,) -> (1, n) keeps the order
+      dict.insert(tg.name, std::move(m));
+    }
+  model.load_state_dict(dict, {.strict = false});
+  return keys;
+}
+
+template <typename T>
+IncompatibleKeys load_weights(ModuleBase<T>& model, const std::string& path, const LoadWeightsOptions& opt = {}) {
+  return load_weights(model, *io::open_tensors(path), opt);
+}
+
+// Writes the model's state_dict (parameters, then buffers) as a safetensors file PyTorch
+// loads with model.load_state_dict(safetensors.torch.load_file(path)): F32 for a float model,
+// F64 for a double one, PyTorch's shapes, "format": "pt" in the metadata as Hugging Face's
+// writer puts it. Atomic, like every heed writer.
+template <typename T>
+void save_safetensors(ModuleBase<T>& model, const std::string& path,
+                      std::map<std::string, std::string> metadata = {{"format", "pt"}}) {
+  std::vector<io::SafetensorsEntry> entries;
+  auto add = [&entries](const auto& item) {
+    const std::vector<Index> s = torch_shape(item);
+    entries.push_back(io::safetensors_entry(item.name, *item.value, std::vector<std::uint64_t>(s.begin(), s.end())));
+  };
+  for (const auto& p : model.parameters()) add(p);
+  for (const auto& b : model.buffers()) add(b);
+  io::save_safetensors(path, entries, metadata);
+}
+
+}  // namespace heed
