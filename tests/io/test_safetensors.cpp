@@ -340,6 +340,26 @@ TEST_CASE("safetensors: a file refused from its header, before allocating (spars
   }
 }
 
+TEST_CASE("safetensors: header_only checks everything but the values, in memory bounded by the header") {
+  const std::string path = tmp("header_only.safetensors");
+  // A valid header for a 4 GiB tensor; the file is sparse, so nothing is written or read.
+  const std::string h = "{" + E("w", "F32", "1073741824", 0, 4ull << 30) + "}";
+  sparse_file(path, image(h, ""), 8 + h.size() + (4ull << 30));
+  heed_test::AllocPeak peak;
+  io::Safetensors f(path, io::header_only);
+  CHECK(peak.bytes() < (64u << 10));
+  CHECK_FALSE(f.has_data());
+  CHECK(f.shape("w") == std::vector<std::uint64_t>{1073741824});
+  CHECK(error_of<heed::ValueError>([&] { (void)f.bytes("w"); }) ==
+        path + ": tensor 'w': the file was opened for its header only");
+  CHECK(contains(error_of<heed::ValueError>([&] { (void)f.matrix<float>("w"); }), "opened for its header only"));
+  // The tiling is still checked against the file's size.
+  sparse_file(path, image(h, ""), 8 + h.size() + (4ull << 30) + 1);
+  CHECK(contains(error_of<heed::FormatError>([&] { io::Safetensors g(path, io::header_only); }), "1 trailing bytes"));
+  heed_test::spit(path, image("{" + A + "}", std::string(8, '\0')));
+  CHECK(io::Safetensors(path).has_data());
+}
+
 TEST_CASE("safetensors: every malformed header is a FormatError naming the path and the problem") {
   const std::string E8 = E("a", "F32", "2", 0, 8);
   const std::string pre = "{\"a\":{\"dtype\":\"F32\",\"shape\":[";   // shape under test follows

@@ -406,11 +406,26 @@ class HeaderParser {
 
 }  // namespace detail_st
 
-// A validated safetensors file, read whole at construction.
+// A validated safetensors file, read whole at construction (or its header only).
 class Safetensors : public TensorFile {
  public:
   explicit Safetensors(const std::string& path) : TensorFile(path) {
     RegularFile f(path, path);
+    read_header(f);
+    data_.reset(new char[data_size_ ? static_cast<std::size_t>(data_size_) : 1]);
+    f.read_exact(data_.get(), data_size_, "data buffer");
+  }
+  // Reads and checks the header only, against the file's size: everything but the values, in
+  // memory bounded by the header's (heed_inspect on a file larger than memory).
+  Safetensors(const std::string& path, HeaderOnly) : TensorFile(path) {
+    RegularFile f(path, path);
+    read_header(f);
+  }
+
+  const char* format() const override { return "safetensors"; }
+
+ private:
+  void read_header(RegularFile& f) {
     const std::uint64_t size = f.size();
     if (size < 8)
       fail("the file has " + std::to_string(size) + " bytes, fewer than the 8-byte header length");
@@ -429,13 +444,8 @@ class Safetensors : public TensorFile {
     }
     data_size_ = size - 8 - n;
     validate();
-    data_.reset(new char[data_size_ ? static_cast<std::size_t>(data_size_) : 1]);
-    f.read_exact(data_.get(), data_size_, "data buffer");
   }
 
-  const char* format() const override { return "safetensors"; }
-
- private:
   void validate() {
     for (const TensorInfo& t : entries_) {
       if (t.begin > t.end)

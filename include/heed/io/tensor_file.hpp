@@ -104,6 +104,10 @@ inline bool nbytes(const std::vector<std::uint64_t>& shape, Dtype d, std::uint64
 
 }  // namespace detail_tensor
 
+// Tag: open a file for its names, dtypes and shapes only (heed_inspect on a huge file).
+struct HeaderOnly {};
+inline constexpr HeaderOnly header_only{};
+
 class TensorFile {
  public:
   virtual ~TensorFile() = default;
@@ -136,10 +140,13 @@ class TensorFile {
   Dtype dtype(std::string_view name) const { return info(name).dtype; }
   const std::vector<std::uint64_t>& shape(std::string_view name) const { return info(name).shape; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // False for a file opened for its header only (io::header_only): names, dtypes and shapes
+  // are there and checked, values are not.
+  bool has_data() const { return static_cast<bool>(data_); }
   // The tensor's raw little-endian bytes.
   std::string_view bytes(std::string_view name) const {
     const TensorInfo& t = info(name);
-    return {data_.get() + t.begin, static_cast<std::size_t>(t.end - t.begin)};
+    return {data_of(t), static_cast<std::size_t>(t.end - t.begin)};
   }
 
   // A float tensor (F64, F32, F16, BF16) as a row-major matrix: shape () -> (1, 1), (n) ->
@@ -165,7 +172,7 @@ class TensorFile {
       throw ValueError(path_ + ": tensor '" + printable_name(t.name) + "' of shape " +
                        detail_tensor::shape_str(t.shape) + " is too large for a matrix");
     Matrix<T> m(static_cast<Index>(rows), static_cast<Index>(cols));
-    const char* p = data_.get() + t.begin;
+    const char* p = data_of(t);
     const auto n = static_cast<std::size_t>(m.size());
     T* out = m.data();
     switch (t.dtype) {
@@ -208,7 +215,7 @@ class TensorFile {
                        ", not an integer dtype (I64, I32); read it with matrix<T>()");
     const std::size_t w = dtype_size(t.dtype), n = static_cast<std::size_t>((t.end - t.begin) / w);
     std::vector<std::int64_t> out(n);
-    const char* p = data_.get() + t.begin;
+    const char* p = data_of(t);
     for (std::size_t k = 0; k < n; ++k) {
       if (w == 8) {
         std::memcpy(&out[k], p + 8 * k, 8);
@@ -236,6 +243,11 @@ class TensorFile {
     for (std::size_t k = 1; k < by_name_.size(); ++k)
       if (entries_[by_name_[k]].name == entries_[by_name_[k - 1]].name)
         fail("duplicate tensor name '" + printable_name(entries_[by_name_[k]].name) + "'");
+  }
+
+  const char* data_of(const TensorInfo& t) const {
+    if (!data_) throw ValueError(path_ + ": tensor '" + printable_name(t.name) + "': the file was opened for its header only");
+    return data_.get() + t.begin;
   }
 
   const TensorInfo* find(std::string_view name) const {

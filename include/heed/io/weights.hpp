@@ -43,8 +43,11 @@ namespace io {
 
 // Opens a weights file by its content: a zip or a legacy pickle is torch.save's, 8 bytes then
 // '{' is safetensors'. A heed checkpoint and anything else are FormatErrors saying what the
-// file looks like.
-inline std::unique_ptr<TensorFile> open_tensors(const std::string& path) {
+// file looks like. With header_only, a safetensors file is read for its header only (a
+// torch.save file is read whole either way).
+namespace detail_weights {
+template <class... Mode>
+std::unique_ptr<TensorFile> open_tensors(const std::string& path, Mode... mode) {
   unsigned char head[9] = {};
   std::uint64_t size = 0;
   {
@@ -54,12 +57,20 @@ inline std::unique_ptr<TensorFile> open_tensors(const std::string& path) {
   }
   if (size >= 2 && ((head[0] == 'P' && head[1] == 'K') || head[0] == 0x80))
     return std::make_unique<TorchFile>(path);
-  if (size >= 9 && head[8] == '{') return std::make_unique<Safetensors>(path);
+  if (size >= 9 && head[8] == '{') return std::make_unique<Safetensors>(path, mode...);
   if (size >= 8 && std::memcmp(head, kMagic, 8) == 0)
     throw FormatError(path + ": is a heed checkpoint, not a safetensors or torch.save file; "
                              "load it with heed::load(model, path)");
   throw FormatError(path + ": is neither a safetensors file (8-byte length, then '{') nor a "
                            "torch.save file (a zip archive)");
+}
+}  // namespace detail_weights
+
+inline std::unique_ptr<TensorFile> open_tensors(const std::string& path) {
+  return detail_weights::open_tensors(path);
+}
+inline std::unique_ptr<TensorFile> open_tensors(const std::string& path, HeaderOnly h) {
+  return detail_weights::open_tensors(path, h);
 }
 
 }  // namespace io
