@@ -397,3 +397,28 @@ TEST_CASE_TEMPLATE("scheduler and early-stopping counters are validated before l
   CHECK(e3.epochs() == 3);
   CHECK(e3.best_epoch() == 0);
 }
+
+TEST_CASE("crc32: the IEEE check value, any split, every length and alignment against the byte-wise definition") {
+  CHECK(heed::io::crc32("123456789", 9) == 0xCBF43926u);  // the standard check value
+  CHECK(heed::io::crc32("", 0) == 0u);
+  std::string s(300, '\0');
+  for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>(i * 37 + 11);
+  // The definition, one bit at a time.
+  const auto slow = [](const char* p, std::size_t n) {
+    std::uint32_t c = ~0u;
+    for (std::size_t i = 0; i < n; ++i) {
+      c ^= static_cast<unsigned char>(p[i]);
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+  };
+  for (std::size_t off = 0; off < 8; ++off)
+    for (std::size_t n = 0; n + off <= s.size(); n += 13) {
+      CAPTURE(off);
+      CAPTURE(n);
+      REQUIRE(heed::io::crc32(s.data() + off, n) == slow(s.data() + off, n));
+      const std::size_t half = n / 3;
+      REQUIRE(heed::io::crc32(s.data() + off + half, n - half, heed::io::crc32(s.data() + off, half)) ==
+              slow(s.data() + off, n));
+    }
+}
