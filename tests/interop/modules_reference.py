@@ -233,6 +233,9 @@ def main():
             if suffix == "f32" and name in PT_FILES:
                 pt = os.path.join(DATA, f"{name}_f32.pt")
                 torch.save(md.state_dict(), pt)
+                back = torch.load(pt)
+                assert list(back) == list(md.state_dict())
+                assert all(torch.equal(back[n], t) for n, t in md.state_dict().items())
                 total += os.path.getsize(pt)
                 print(f"{os.path.relpath(pt, HERE)}: {os.path.getsize(pt)} bytes")
         m.to(torch.float32)
