@@ -133,13 +133,18 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, 
 
   const bool key_error = opt.strict && (!keys.missing_keys.empty() || !keys.unexpected_keys.empty());
   if (key_error || !problems.empty() || !mismatched.empty()) {
-    std::string msg = "load_weights: " + file.path() + " (" + file.format() + ") into " + model.name() + ":";
+    // Appends only: g++ 12 reports a false -Wrestrict on chains of const char* + std::string.
+    std::string msg = "load_weights: ";
+    msg.append(file.path()).append(" (").append(file.format()).append(") into ").append(model.name()).append(":");
     auto list = [&msg](const char* what, const std::vector<std::string>& v, bool quote) {
       if (v.empty()) return;
-      msg += std::string(" ") + what + " (" + std::to_string(v.size()) + "):";
-      for (std::size_t i = 0; i < v.size(); ++i)
-        msg += (i ? ", " : " ") + (quote ? "'" + io::printable_name(v[i]) + "'" : v[i]);
-      msg += ";";
+      msg.append(" ").append(what).append(" (").append(std::to_string(v.size())).append("):");
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        msg.append(i ? ", " : " ");
+        if (quote) msg.append("'").append(io::printable_name(v[i])).append("'");
+        else msg.append(v[i]);
+      }
+      msg.append(";");
     };
     if (opt.strict) list("missing keys", keys.missing_keys, true);
     if (opt.strict) list("unexpected keys", keys.unexpected_keys, true);
