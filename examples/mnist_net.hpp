@@ -11,6 +11,9 @@
 //
 // Initialisation is PyTorch's default, drawn from `gen` in the order fc1.weight, fc1.bias,
 // fc2.weight, ... (as a Sequential of the same layers would draw them).
+//
+// tests/interop/mnist_parity trains it from PyTorch's initial weights in PyTorch's batch order
+// and compares every step's loss with PyTorch's (float64: within 1.8e-15 over the epoch).
 #include <cstdint>
 #include <heed/heed.hpp>
 #include <string>
