@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <heed/heed.hpp>
 #include <iostream>
 #include <string>
@@ -119,6 +120,11 @@ int main(int argc, char** argv) try {
   const Args args = parse(argc, argv);
   examples::set_threads(args.threads);
   const bool improved = args.recipe == "improved";
+  if (!args.export_path.empty()) {  // refused now rather than after the training
+    const std::filesystem::path dir = std::filesystem::path(args.export_path).parent_path();
+    if (!dir.empty() && !std::filesystem::is_directory(dir))
+      throw heed::IoError("--export " + args.export_path + ": no directory " + dir.string());
+  }
 
   const auto t_load = std::chrono::steady_clock::now();
   const heed::MnistData mnist = heed::load_mnist(args.data);

@@ -4,6 +4,7 @@
 #   --init-from a missing file, a file that is not weights, and a safetensors file with the
 #   article's names but wrong shapes: "mnist_mlp: <message>" on stderr, exit code 1, and the
 #   shape mismatches listed;
+#   --export into a directory that does not exist: refused before training (exit code 1);
 #   --init-from with --resume: refused as a bad command line (exit code 2);
 #   --epochs 0 evaluates only (fresh init, or --init-from weights): the Accuracy line and the
 #   per-class report;
@@ -65,6 +66,8 @@ refused 1 "is neither a safetensors file" -- --epochs 0 --init-from "$work/text.
 refused 1 "shape mismatches (4): " "'fc1.weight' expected (256, 784), got (784, 256)" \
   "'fc4.weight' expected (10, 64), got (64, 10)" "the model is unchanged" \
   -- --epochs 0 --init-from "$work/transposed.safetensors"
+refused 1 "--export $work/no/such.safetensors: no directory $work/no" \
+  -- --epochs 3 --export "$work/no/such.safetensors"
 refused 2 "--init-from and --resume cannot be combined" "usage: " \
   -- --init-from "$work/transposed.safetensors" --resume "$work/ck.heed"
 
