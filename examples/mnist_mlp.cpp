@@ -3,6 +3,16 @@
 //
 //   mnist_mlp --data data/mnist [--epochs 10] [--batch-size 100] [--lr 1e-3] [--seed 0]
 //             [--threads N] [--recipe article|improved] [--save PATH] [--resume PATH]
+//             [--init-from FILE] [--export FILE.safetensors]
+//
+// The network is the article's PyTorch `Net` (examples/mnist_net.hpp), with its state_dict
+// keys fc1.weight, fc1.bias, ..., fc4.bias. --init-from FILE starts from weights saved by
+// PyTorch (a safetensors file of Net's state_dict; heed::load_weights, which also reads
+// torch.save files once that reader lands) instead of the seeded initialisation; a file with
+// other names or shapes is refused with every mismatch listed. --epochs 0 trains nothing and
+// only evaluates (the fresh or --init-from weights): the accuracy line and per-class report.
+// --export FILE writes the final weights as safetensors for PyTorch:
+// Net().load_state_dict(safetensors.torch.load_file(FILE)).
 //
 // --save PATH writes a checkpoint (atomically) after every completed epoch: the model, the
 // optimizer, the schedule, early stopping and its best weights, the epoch, and every generator
@@ -21,11 +31,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <heed/heed.hpp>
 #include <iostream>
 #include <string>
 
 #include "common.hpp"
+#include "mnist_net.hpp"
 
 namespace {
 
@@ -38,52 +50,58 @@ struct Args : examples::CommonArgs {
   // --epochs -1: the recipe's default (10, or at most 30 for improved).
   Args() : CommonArgs{.epochs = -1} {}
   std::string recipe = "article";
+  std::string init_from{};    // --init-from: weights to start from ("" = seeded init)
+  std::string export_path{};  // --export: safetensors file written at the end ("" = none)
 };
 
 const examples::Usage kUsage{
     "mnist_mlp",
     "mnist_mlp [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--seed N] [--threads N] "
     "[--recipe article|improved]\n"
-    "                 [--save PATH] [--resume PATH]\n",
+    "                 [--save PATH] [--resume PATH] [--init-from FILE] [--export FILE]\n",
     "Trains the article's MNIST classifier (a 784-256-128-64-10 MLP, Adam) and prints the test\n"
     "accuracy, per-class metrics and the confusion matrix. --recipe improved adds dropout, AdamW,\n"
     "warm-up + cosine lr, random shifts and early stopping on a validation split.\n"
     "Defaults: --data data/mnist, --epochs 10 (30 with --recipe improved), --batch-size 100,\n"
     "--lr 1e-3, --seed 0, --threads 0 (all cores). --save PATH writes a checkpoint after every\n"
-    "epoch; --resume PATH continues from one."};
+    "epoch; --resume PATH continues from one. The layers are the article's PyTorch Net's (keys\n"
+    "fc1.weight ... fc4.bias): --init-from FILE starts from its weights (safetensors),\n"
+    "--export FILE writes the final weights as safetensors for PyTorch, and --epochs 0 only\n"
+    "evaluates (the fresh or --init-from weights)."};
 
 Args parse(int argc, char** argv) {
   Args a;
   examples::parse_flags(argc, argv, kUsage, [&a](const std::string& k, const std::string& v) {
     if (k == "--recipe") a.recipe = v;
+    else if (k == "--init-from") a.init_from = v;
+    else if (k == "--export") a.export_path = v;
     else return a.parse_common(k, v);
     return true;
   });
   if (a.recipe != "article" && a.recipe != "improved")
     examples::usage_error(kUsage, "--recipe is article or improved");
   if (a.epochs == -1) a.epochs = a.recipe == "article" ? 10 : 30;
-  if (!a.common_valid())
-    examples::usage_error(kUsage,
-                          "--epochs, --batch-size and --lr must be positive, --threads >= 0");
+  if (a.epochs < 0 || !(a.batch_size >= 1 && a.lr > 0 && a.threads >= 0))
+    examples::usage_error(kUsage, "--epochs must be >= 0 (0: only evaluate), --batch-size and "
+                                  "--lr must be positive, --threads >= 0");
+  if (!a.init_from.empty() && !a.resume.empty())
+    examples::usage_error(kUsage, "--init-from and --resume cannot be combined: the checkpoint "
+                                  "holds the weights to continue from");
   return a;
 }
 
-heed::Sequential<Scalar> make_model(bool dropout, std::uint64_t seed) {
+using Net = examples::MnistNet<Scalar>;
+
+// The article's initialisation from `seed`; dropout 0.1 after each hidden ReLU if `dropout`.
+Net make_model(bool dropout, std::uint64_t seed) {
   heed::Generator gen(seed);
-  heed::Sequential<Scalar> m;
-  const Index sizes[] = {784, 256, 128, 64};
-  for (int i = 0; i < 3; ++i) {
-    m.emplace<heed::Linear<Scalar>>(sizes[i], sizes[i + 1], true, gen);
-    m.emplace<heed::ReLU<Scalar>>();
-    if (dropout) m.emplace<heed::Dropout<Scalar>>(0.1, seed * 31 + i);
-  }
-  m.emplace<heed::Linear<Scalar>>(64, 10, true, gen);
+  Net m(gen, dropout ? 0.1 : 0.0, seed);
   m.requires_input_grad(false);  // nobody needs d(loss)/d(pixels)
   return m;
 }
 
 // Logits for every row of `images`, in batches, in eval mode.                          (N, 10)
-Matrix<Scalar> predict(heed::Sequential<Scalar>& model, const heed::ByteMatrix& images) {
+Matrix<Scalar> predict(Net& model, const heed::ByteMatrix& images) {
   model.eval();
   Matrix<Scalar> logits(images.rows(), 10), x;
   const Index B = 1000;
@@ -102,6 +120,11 @@ int main(int argc, char** argv) try {
   const Args args = parse(argc, argv);
   examples::set_threads(args.threads);
   const bool improved = args.recipe == "improved";
+  if (!args.export_path.empty()) {  // refused now rather than after the training
+    const std::filesystem::path dir = std::filesystem::path(args.export_path).parent_path();
+    if (!dir.empty() && !std::filesystem::is_directory(dir))
+      throw heed::IoError("--export " + args.export_path + ": no directory " + dir.string());
+  }
 
   const auto t_load = std::chrono::steady_clock::now();
   const heed::MnistData mnist = heed::load_mnist(args.data);
@@ -115,7 +138,11 @@ int main(int argc, char** argv) try {
   Labels train_y = mnist.train_labels, val_y;
   if (improved) heed::split_validation(train_x, train_y, val_x, val_y, 5000, args.seed);
 
-  heed::Sequential<Scalar> model = make_model(improved, args.seed);
+  Net model = make_model(improved, args.seed);
+  if (!args.init_from.empty()) {
+    heed::load_weights(model, args.init_from);  // every mismatch listed; the model unchanged
+    std::printf("Initialised from %s\n", args.init_from.c_str());
+  }
   heed::CrossEntropyLoss<Scalar> criterion;
   std::unique_ptr<heed::Optimizer<Scalar>> optimizer;
   if (improved)
@@ -198,11 +225,21 @@ int main(int argc, char** argv) try {
     std::printf("\n");
     std::fflush(stdout);
   }
-  if (improved) heed::restore_parameters(params, best);
-  std::printf("Training time: %.2f s (%.2f s per epoch)\n", run.seconds,
-              run.seconds / run.epochs_done);
+  if (run.epochs_done == 0) {
+    std::printf("No training (--epochs 0): evaluating the %s weights\n",
+                args.init_from.empty() ? "initial" : "--init-from");
+  } else {
+    if (improved) heed::restore_parameters(params, best);
+    std::printf("Training time: %.2f s (%.2f s per epoch)\n", run.seconds,
+                run.seconds / run.epochs_done);
+  }
 
   examples::print_test_report(predict(model, mnist.test_images), mnist.test_labels);
+  if (!args.export_path.empty()) {
+    heed::save_safetensors(model, args.export_path);
+    std::printf("\nExported the weights to %s (safetensors, keys fc1.weight ... fc4.bias)\n",
+                args.export_path.c_str());
+  }
   return 0;
 } catch (const heed::Error& e) {
   return examples::report_error(kUsage, e);
