@@ -13,14 +13,16 @@
 // What it requires (exit 1 otherwise):
 //   float64: every one of the 600 steps within 1e-9 relative (measured: 1.8e-15 at most, the
 //     same test accuracy), so heed computes the same training as PyTorch;
-//   float32: the first 150 steps within 1e-4 (measured: 2.3e-6 at most). Later ones are
+//   float32: the first 200 steps within 1e-4 (measured: 2.1e-6 at most). Later ones are
 //     reported, not checked: float32 training amplifies rounding (summation order in the
-//     GEMMs and reductions), heed's first step over 1e-4 is 189 and its largest difference 0.14,
-//     and PyTorch against itself (the same network with fc1's units permuted, so only fc2's
-//     summation order changes; the float64 run) drifts as far, first over 1e-4 at step 214
-//     (189), largest 0.069 (0.12). See mnist_parity.py.
+//     GEMMs and reductions). heed's first step over 1e-4 is 214, its largest difference 0.085,
+//     and the test accuracy after the epoch PyTorch's to the image (9221 correct); PyTorch
+//     against itself (the same network with fc1's units permuted, so only fc2's summation order
+//     changes; the float64 run) drifts as far: first over 1e-4 at step 214 (189), largest 0.069
+//     (0.12). See mnist_parity.py. (Before Adam formed 1 - beta in double as PyTorch does,
+//     heed's float run crossed 1e-4 at step 189, largest 0.14, 9216 correct.)
 //
-//   mnist_parity [--tolerance 1e-4] [--check-steps 150] [--f64-tolerance 1e-9] [--print-losses]
+//   mnist_parity [--tolerance 1e-4] [--check-steps 200] [--f64-tolerance 1e-9] [--print-losses]
 //                [PARITY_FILE]
 //
 // MNIST comes from $HEED_MNIST_DIR, else the directory compiled in (data/mnist); without it the
@@ -142,7 +144,7 @@ bool run(const heed::io::Safetensors& ref, const heed::MnistData& mnist, const O
 
 int main(int argc, char** argv) try {
   Options f32, f64;
-  f32.check_steps = 150;  // see the file comment: float32 drifts after that, PyTorch's too
+  f32.check_steps = 200;  // see the file comment: float32 drifts after that, PyTorch's too
   f64.tolerance = 1e-9;
   std::string file = HEED_PARITY_FILE;
   for (int i = 1; i < argc; ++i) {

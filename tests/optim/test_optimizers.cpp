@@ -251,3 +251,29 @@ TEST_CASE("Adam and AdamW: the threaded update is bit-identical to the serial on
       CHECK(run(1, decoupled, amsgrad) == run(2, decoupled, amsgrad));
     }
 }
+
+// torch.optim's hyperparameters are Python floats: exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+// rounds 1 - 0.9 (double) to 0.1f, where 1 - 0.9f in float is 0.10000002f. heed forms them the
+// same way, so a float run follows PyTorch's float run (tests/interop/mnist_parity).
+TEST_CASE("Adam and RMSprop in float use PyTorch's constants: T(1 - beta), not 1 - T(beta)") {
+  Weight<float> p;
+  p.g.setConstant(1.0f);
+  heed::Adam<float> adam(p.params(), {.lr = 0.01f});
+  adam.step();
+  float m = 0, v = 0;
+  for (auto& [name, t] : adam.state()) {
+    if (name == "weight.exp_avg") m = (*t)(0, 0);
+    if (name == "weight.exp_avg_sq") v = (*t)(0, 0);
+  }
+  CHECK(m == 0.1f);  // float(1 - 0.9) * 1
+  CHECK(m != 1.0f - 0.9f);
+  CHECK(v == static_cast<float>(1 - 0.999));
+
+  Weight<float> q;
+  q.g.setConstant(1.0f);
+  heed::RMSprop<float> rms(q.params(), {.lr = 0.01f});
+  rms.step();
+  for (auto& [name, t] : rms.state())
+    if (name == "weight.square_avg") CHECK((*t)(0, 0) == static_cast<float>(1 - 0.99));
+  CHECK(static_cast<float>(1 - 0.99) != 1.0f - 0.99f);
+}

@@ -231,7 +231,7 @@ TEST_CASE_TEMPLATE("The overflow check refuses only what overflows", T, float, d
     Matrix<T> w = Matrix<T>::Zero(1, 2), g(1, 2);
     heed::Adam<T> opt({{"w", &w, &g}}, {.amsgrad = ams});
     g << static_cast<T>(root * (1 - rel)), T(1);
-    CHECK(static_cast<double>(g(0, 0)) > static_cast<double>(heed::detail::ema_grad_limit(T(0.999), 2)));
+    CHECK(static_cast<double>(g(0, 0)) > static_cast<double>(heed::detail::ema_grad_limit<T>(0.999, 2)));
     opt.step();
     for (const auto& [name, m] : opt.state()) CHECK(m->allFinite());
     g << T(1), static_cast<T>(root * (1 + rel));
@@ -240,9 +240,9 @@ TEST_CASE_TEMPLATE("The overflow check refuses only what overflows", T, float, d
     CHECK(opt.step_count() == 1);
   }
   // The fast bound is within a hair of the true one for the usual betas.
-  CHECK(static_cast<double>(heed::detail::ema_grad_limit(T(0.999), 2)) > 0.99 * root);
-  CHECK(static_cast<double>(heed::detail::ema_grad_limit(T(0.99), 2)) > 0.99 * root);
-  CHECK(static_cast<double>(heed::detail::ema_grad_limit(T(0.9), 1)) >
+  CHECK(static_cast<double>(heed::detail::ema_grad_limit<T>(0.999, 2)) > 0.99 * root);
+  CHECK(static_cast<double>(heed::detail::ema_grad_limit<T>(0.99, 2)) > 0.99 * root);
+  CHECK(static_cast<double>(heed::detail::ema_grad_limit<T>(0.9, 1)) >
         0.9 * static_cast<double>(std::numeric_limits<T>::max()));
 }
 

@@ -43,22 +43,31 @@
 namespace heed {
 
 // A learnable tensor and its gradient, both owned by a module.
+// (Constructors rather than default member initializers: g++ 12 crashes, "internal compiler
+// error: in nothrow_spec_p", on {"w", &W, &dW} inside a lambda when `shape` has one.)
 template <typename T>
 struct Parameter {
   std::string name;  // PyTorch state_dict style: "weight", "0.bias", "layers.2.weight"
-  Matrix<T>* value;
-  Matrix<T>* grad;
+  Matrix<T>* value = nullptr;
+  Matrix<T>* grad = nullptr;
   // PyTorch's shape of this tensor when it is not the matrix's (rows, cols): {n} for a bias
   // heed keeps as a (1, n) row. heed::save_safetensors writes it, heed::load_weights expects it.
-  std::vector<Index> shape = {};
+  std::vector<Index> shape;
+
+  Parameter() = default;
+  Parameter(std::string n, Matrix<T>* v, Matrix<T>* g, std::vector<Index> s = {})
+      : name(std::move(n)), value(v), grad(g), shape(std::move(s)) {}
 };
 
 // A tensor saved with the model but not learned (BatchNorm's running_mean, ...).
 template <typename T>
 struct Buffer {
   std::string name;
-  Matrix<T>* value;
-  std::vector<Index> shape = {};  // as Parameter::shape
+  Matrix<T>* value = nullptr;
+  std::vector<Index> shape;  // as Parameter::shape
+
+  Buffer() = default;
+  Buffer(std::string n, Matrix<T>* v, std::vector<Index> s = {}) : name(std::move(n)), value(v), shape(std::move(s)) {}
 };
 
 // A (1, n) row PyTorch stores 1-D as (n,): biases, norm scales and shifts.

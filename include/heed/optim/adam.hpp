@@ -29,10 +29,14 @@
 
 namespace heed {
 
+// betas are double whatever T is, as PyTorch's are Python floats: (1 - beta) and the bias
+// corrections are formed from the double and only then rounded to T. In float, 1 - 0.9f is
+// 0.10000002 where PyTorch uses float(1 - 0.9) = 0.1f; that alone moves the article's MNIST
+// run off PyTorch's (tests/interop/mnist_parity).
 template <class T>
 struct AdamOptions {
   T lr = T(1e-3);
-  std::array<T, 2> betas{T(0.9), T(0.999)};
+  std::array<double, 2> betas{0.9, 0.999};
   T eps = T(1e-8);
   T weight_decay = 0;
   bool amsgrad = false;
@@ -42,7 +46,7 @@ struct AdamOptions {
 template <class T>
 struct AdamWOptions {
   T lr = T(1e-3);
-  std::array<T, 2> betas{T(0.9), T(0.999)};
+  std::array<double, 2> betas{0.9, 0.999};
   T eps = T(1e-8);
   T weight_decay = T(1e-2);
   bool amsgrad = false;
@@ -65,7 +69,7 @@ class Adam : public Optimizer<T> {
     for (int k = 0; k < 2; ++k)
       detail::check_hyper(o.betas[k] >= 0 && o.betas[k] < 1, cls,
                           k == 0 ? "beta at index 0" : "beta at index 1", "a value in [0, 1)",
-                          static_cast<double>(o.betas[k]));
+                          o.betas[k]);
     detail::check_nonneg(cls, "weight_decay", static_cast<double>(o.weight_decay));
     m_ = this->zeros_like_params();
     v_ = this->zeros_like_params();
@@ -73,12 +77,13 @@ class Adam : public Optimizer<T> {
   }
 
   void update(std::int64_t t) override {
-    const double b1 = static_cast<double>(o_.betas[0]), b2 = static_cast<double>(o_.betas[1]);
+    const double b1 = o_.betas[0], b2 = o_.betas[1];
     const double td = static_cast<double>(t);
     const T lr = this->lr();
     const T step_size = static_cast<T>(static_cast<double>(lr) / (1 - std::pow(b1, td)));
     const T bc2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(b2, td)));
-    const T beta1 = o_.betas[0], beta2 = o_.betas[1], eps = o_.eps;
+    const T beta1 = T(b1), beta2 = T(b2), eps = o_.eps;
+    const T one_m_b1 = T(1 - b1), one_m_b2 = T(1 - b2);  // PyTorch's alpha= and value= of add_
     // L2 goes into the grad (Adam) or shrinks p first (AdamW); the other term is zero.
     const T l2 = decoupled_ ? T(0) : o_.weight_decay;
     const T shrink =
@@ -113,8 +118,8 @@ class Adam : public Optimizer<T> {
         const CMap grad(gd + j0, len);
         if (shrink != T(1)) p *= shrink;
         const auto g = grad + l2 * p;
-        m = beta1 * m + (T(1) - beta1) * g;
-        v = beta2 * v + (T(1) - beta2) * g.square();
+        m = beta1 * m + one_m_b1 * g;
+        v = beta2 * v + one_m_b2 * g.square();
         if (o_.amsgrad) {
           Map vmax(vmax_[i].data() + j0, len);
           vmax = vmax.max(v);
@@ -134,9 +139,10 @@ class Adam : public Optimizer<T> {
   // multiply-add in update() cannot overflow where this check did not. max_exp_avg_sq is
   // max(max_exp_avg_sq, v): finite when v is.
   void check_update(std::int64_t t) const override {
-    const T beta1 = o_.betas[0], beta2 = o_.betas[1];
+    const T beta1 = T(o_.betas[0]), beta2 = T(o_.betas[1]);
+    const T one_m_b1 = T(1 - o_.betas[0]), one_m_b2 = T(1 - o_.betas[1]);
     const T l2 = decoupled_ ? T(0) : o_.weight_decay;
-    const T lim = std::min(detail::ema_grad_limit(beta2, 2), detail::ema_grad_limit(beta1, 1));
+    const T lim = std::min(detail::ema_grad_limit<T>(o_.betas[1], 2), detail::ema_grad_limit<T>(o_.betas[0], 1));
     const T top = std::numeric_limits<T>::max() / (1 + 16 * std::numeric_limits<T>::epsilon());
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       const Matrix<T>& param = *this->params_[i].value;
@@ -148,8 +154,8 @@ class Adam : public Optimizer<T> {
       const T* vd = v_[i].data();
       for (Index j = 0; j < grad.size(); ++j) {
         const T g = gd[j] + l2 * pd[j];
-        const T v = beta2 * vd[j] + (T(1) - beta2) * (g * g);
-        const T m = beta1 * md[j] + (T(1) - beta1) * g;
+        const T v = beta2 * vd[j] + one_m_b2 * (g * g);
+        const T m = beta1 * md[j] + one_m_b1 * g;
         if (!(v <= top)) throw this->overflow_error(i, "exp_avg_sq", t, j, g, l2 != T(0));
         if (!(std::abs(m) <= top)) throw this->overflow_error(i, "exp_avg", t, j, g, l2 != T(0));
       }

@@ -70,10 +70,11 @@ inline void check_nonneg(const char* cls, const char* what, double v) {
 // sum is <= M. For power 2, x = g^2 <= X needs G <= sqrt(X) / k. The bound is conservative only
 // for gradients near sqrt(M) (1.8e19 in float, 1.3e154 in double): far from any normal value.
 template <class T>
-T ema_grad_limit(T beta, int power) {
+T ema_grad_limit(double beta, int power) {
   const double M = static_cast<double>(std::numeric_limits<T>::max());
   const double k = 1 + 16 * static_cast<double>(std::numeric_limits<T>::epsilon());
-  const double b = static_cast<double>(beta), c = static_cast<double>(T(1) - beta);
+  // The constants update() uses: T(beta) and T(1 - beta), both rounded from the double.
+  const double b = static_cast<double>(static_cast<T>(beta)), c = static_cast<double>(static_cast<T>(1 - beta));
   if (!(c > 0)) return T(-1);
   const double ratio = std::min((1 - b * k) / (c * k), 1 / k);
   if (!(ratio > 0)) return T(-1);

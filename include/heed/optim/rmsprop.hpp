@@ -28,7 +28,7 @@ namespace heed {
 template <class T>
 struct RMSpropOptions {
   T lr = T(1e-2);
-  T alpha = T(0.99);
+  double alpha = 0.99;  // double, as Adam's betas (adam.hpp): (1 - alpha) is PyTorch's
   T eps = T(1e-8);
   T weight_decay = 0;
   T momentum = 0;
@@ -40,7 +40,7 @@ class RMSprop : public Optimizer<T> {
  public:
   RMSprop(std::vector<Parameter<T>> params, const RMSpropOptions<T>& o = {})
       : Optimizer<T>(std::move(params), o.lr, "RMSprop"), o_(o) {
-    detail::check_nonneg("RMSprop", "alpha", static_cast<double>(o.alpha));
+    detail::check_nonneg("RMSprop", "alpha", o.alpha);
     detail::check_nonneg("RMSprop", "eps", static_cast<double>(o.eps));
     detail::check_nonneg("RMSprop", "weight_decay", static_cast<double>(o.weight_decay));
     detail::check_nonneg("RMSprop", "momentum", static_cast<double>(o.momentum));
@@ -54,15 +54,15 @@ class RMSprop : public Optimizer<T> {
 
  protected:
   void update(std::int64_t) override {
-    const T wd = o_.weight_decay, alpha = o_.alpha, eps = o_.eps;
+    const T wd = o_.weight_decay, alpha = T(o_.alpha), one_m_alpha = T(1 - o_.alpha), eps = o_.eps;
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       auto p = this->params_[i].value->array();
       const auto g = this->params_[i].grad->array() + wd * p;
       auto v = sq_[i].array();
-      v = alpha * v + (T(1) - alpha) * g.square();
+      v = alpha * v + one_m_alpha * g.square();
       if (o_.centered) {
         auto a = avg_[i].array();
-        a = alpha * a + (T(1) - alpha) * g;
+        a = alpha * a + one_m_alpha * g;
         apply(i, p, g, (v - a.square()).sqrt() + eps);
       } else {
         apply(i, p, g, v.sqrt() + eps);
@@ -71,9 +71,9 @@ class RMSprop : public Optimizer<T> {
   }
 
   void check_update(std::int64_t t) const override {
-    const T wd = o_.weight_decay, alpha = o_.alpha;
-    T lim = detail::ema_grad_limit(alpha, 2);
-    if (o_.centered) lim = std::min(lim, detail::ema_grad_limit(alpha, 1));
+    const T wd = o_.weight_decay, alpha = T(o_.alpha), one_m_alpha = T(1 - o_.alpha);
+    T lim = detail::ema_grad_limit<T>(o_.alpha, 2);
+    if (o_.centered) lim = std::min(lim, detail::ema_grad_limit<T>(o_.alpha, 1));
     const T top = std::numeric_limits<T>::max() / (1 + 16 * std::numeric_limits<T>::epsilon());
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       const Matrix<T>& param = *this->params_[i].value;
@@ -84,9 +84,9 @@ class RMSprop : public Optimizer<T> {
       const T* vd = sq_[i].data();
       for (Index j = 0; j < grad.size(); ++j) {
         const T g = gd[j] + wd * pd[j];
-        const T v = alpha * vd[j] + (T(1) - alpha) * (g * g);
+        const T v = alpha * vd[j] + one_m_alpha * (g * g);
         if (!(v <= top)) throw this->overflow_error(i, "square_avg", t, j, g, wd != T(0));
-        if (o_.centered && !(std::abs(alpha * avg_[i].data()[j] + (T(1) - alpha) * g) <= top))
+        if (o_.centered && !(std::abs(alpha * avg_[i].data()[j] + one_m_alpha * g) <= top))
           throw this->overflow_error(i, "grad_avg", t, j, g, wd != T(0));
       }
     }
