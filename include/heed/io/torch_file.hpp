@@ -276,12 +276,19 @@ class TorchFile : public TensorFile {
         if (le64(r + 4) < 44 || le64(r + 4) - 44 > eocd - 20 - z - 56)
           fail("the zip64 end-of-central-directory record's size " + std::to_string(le64(r + 4)) +
                " does not fit before its locator");
-        disk = le32(r + 16);
-        cd_disk = le32(r + 20);
-        n_disk = le64(r + 24);
-        n_total = le64(r + 32);
-        cd_size = le64(r + 40);
-        cd_off = le64(r + 48);
+        // A field of the end record is either saturated (0xffff, 0xffffffff) or the zip64 one.
+        const auto take = [&](std::uint64_t& field, std::uint64_t z64, std::uint64_t max, const char* what) {
+          if (field != max && field != z64)
+            fail(std::string("the end-of-central-directory record and the zip64 one disagree on the ") + what + " (" +
+                 std::to_string(field) + " and " + std::to_string(z64) + ")");
+          field = z64;
+        };
+        take(disk, le32(r + 16), 0xffff, "disk number");
+        take(cd_disk, le32(r + 20), 0xffff, "central directory's disk");
+        take(n_disk, le64(r + 24), 0xffff, "entries on this disk");
+        take(n_total, le64(r + 32), 0xffff, "entry count");
+        take(cd_size, le64(r + 40), 0xffffffff, "central directory's size");
+        take(cd_off, le64(r + 48), 0xffffffff, "central directory's offset");
         cd_limit = z;
       }
     }
