@@ -486,6 +486,12 @@ TEST_CASE("torch: the pickle machine refuses what torch.save does not write") {
     const std::string msg = error_for(zip(with_pickle(c.pkl)));
     CHECK_MESSAGE(contains(msg, c.expect), msg);
   }
+  SUBCASE("a 100 KB key reused (memo) at every level: the names are bounded before they are built") {
+    std::string p = P2 + "}X" + std::string("\xa0\x86\x01\x00", 4) + std::string(100000, 'k') + "q\x00}"s;
+    for (int k = 0; k < 98; ++k) p += "h\x00}"s;
+    p += std::string(99, 's') + ".";
+    CHECK(contains(error_for(zip(with_pickle(p))), "data.pkl: the flattened names take more than 2655056 bytes"));
+  }
   SUBCASE("dicts nested 101 deep") {
     std::string p = P2 + "}";
     for (int k = 0; k < 100; ++k) p += "X\x01\x00\x00\x00k}"s;

@@ -32,7 +32,8 @@
 //    element inside the storage;
 //  * the result: a dict (OrderedDict) at the top; keys str (int too in nested dicts, as in an
 //    optimizer's state); nested dicts flattened with '.' ("model.fc1.weight"), at most 100
-//    deep, a dict reached twice (a cycle, or shared) refused; every other value (numbers,
+//    deep, a dict reached twice (a cycle, or shared) refused, the names' total bytes at most
+//    16 times data.pkl's size + 1 MiB; every other value (numbers,
 //    strings, None, lists and tuples, tensors inside lists) skipped and named in skipped().
 //    Two tensors of one flattened name are refused (index()).
 //
@@ -186,6 +187,7 @@ class TorchFile : public TensorFile {
     std::string pickle(static_cast<std::size_t>(pkl.size), '\0');
     f.read_at(pkl.data, pickle.data(), pkl.size, "data.pkl");
     if (crc32(pickle.data(), pickle.size()) != pkl.crc) fail_crc(pkl);
+    pickle_size_ = pickle.size();
     run(pickle);
     const std::uint64_t extra = plan();
     data_size_ = size_ + extra;
@@ -811,7 +813,7 @@ class TorchFile : public TensorFile {
     std::vector<Frame> frames{{root_, "", 0, 1}};
     std::vector<bool> seen(objs_.size());
     seen[root_] = true;
-    const std::uint64_t name_limit = 16 * static_cast<std::uint64_t>(strs_.size() + objs_.size()) + (1u << 20);
+    const std::uint64_t name_limit = 16 * pickle_size_ + (1u << 20);
     std::uint64_t name_bytes = 0, extra = 0;
     while (!frames.empty()) {
       Frame& fr = frames.back();
@@ -822,18 +824,21 @@ class TorchFile : public TensorFile {
       }
       const std::uint32_t key = items[fr.pos], val = items[fr.pos + 1];
       fr.pos += 2;
-      std::string name = fr.prefix;
-      if (is(key, Kind::Str)) {
-        name += s_of(key);
-      } else if (is(key, Kind::Int) && fr.depth > 1) {
-        name += std::to_string(objs_[key].i);
+      std::string name;
+      if (is(key, Kind::Str) || (is(key, Kind::Int) && fr.depth > 1)) {
+        const std::string k = is(key, Kind::Str) ? std::string() : std::to_string(objs_[key].i);
+        const std::string& ks = is(key, Kind::Str) ? s_of(key) : k;
+        // Checked before the name is built: a long key reused at every level (the memo) would
+        // otherwise make one name 100 times data.pkl's size.
+        name_bytes += fr.prefix.size() + ks.size();
+        if (name_bytes > name_limit)
+          fail("data.pkl: the flattened names take more than " + std::to_string(name_limit) + " bytes");
+        name = fr.prefix + ks;
       } else {
         fail("data.pkl: a key of " + std::string(fr.depth > 1 ? "a nested dict" : "the top-level dict") +
              (fr.prefix.empty() ? "" : " '" + printable_name(fr.prefix.substr(0, fr.prefix.size() - 1)) + "'") +
              " is " + kind_name(objs_[key].kind) + (fr.depth > 1 ? ", not a str or an int" : ", not a str"));
       }
-      name_bytes += name.size();
-      if (name_bytes > name_limit) fail("data.pkl: the flattened names take more than " + std::to_string(name_limit) + " bytes");
       const Obj& v = objs_[val];
       if (v.kind == Kind::Tensor) {
         const TensorRec& t = tensors_[static_cast<std::size_t>(v.i)];
@@ -896,7 +901,7 @@ class TorchFile : public TensorFile {
     }
   }
 
-  std::uint64_t size_ = 0, cd_off_ = 0;
+  std::uint64_t size_ = 0, cd_off_ = 0, pickle_size_ = 0;
   std::vector<detail_torch::ZipEntry> zip_;
   std::map<std::string, std::size_t> zip_index_;  // name without the prefix -> zip_
   std::string prefix_;                             // "archive/"
