@@ -18,7 +18,8 @@
 //    entry, its CRC-32 right; names unique and all under one prefix. Every offset and size is
 //    checked against the file's size (overflow-checked) before anything is allocated;
 //  * the archive: data.pkl present, byteorder (if present) "little"; a legacy (torch < 1.6 or
-//    _use_new_zipfile_serialization=False) file or a TorchScript archive is refused by name;
+//    _use_new_zipfile_serialization=False) file or a TorchScript archive is refused by name.
+//    version and .data/* are CRC-checked like every entry but not interpreted;
 //  * the pickle: a stack machine for exactly the opcodes torch.save's protocol 2 uses (listed
 //    at Pickle::run); any other opcode is refused with its byte and position. GLOBAL is
 //    checked against a whitelist when it is read, before anything could use it: collections
