@@ -503,12 +503,13 @@ TEST_CASE("torch: the pickle machine refuses what torch.save does not write") {
 
 TEST_CASE("torch: a non-whitelisted GLOBAL is refused by name and nothing runs") {
   const std::string marker = "/tmp/heed_torch_hostile_ran";
-  for (const auto& [name, global] : {std::pair{"hostile_system.pt", "global 'posix system' is not allowed"},
-                                     std::pair{"hostile_eval.pt", "global 'builtins eval' is not allowed"}}) {
-    CAPTURE(name);
+  for (const auto& c : {std::pair{"hostile_system.pt", "global 'posix system' is not allowed"},
+                        std::pair{"hostile_eval.pt", "global 'builtins eval' is not allowed"}}) {
+    const std::string path = fixture(c.first);
+    CAPTURE(path);
     fs::remove(marker);
-    const std::string msg = error_of<heed::FormatError>([&] { io::TorchFile f(fixture(name)); });
-    CHECK(starts_with(msg, fixture(name) + ": data.pkl byte 13: " + global));
+    const std::string msg = error_of<heed::FormatError>([&] { io::TorchFile f(path); });
+    CHECK(starts_with(msg, path + ": data.pkl byte 13: " + c.second));
     CHECK(contains(msg, "nothing is executed"));
     CHECK_FALSE(fs::exists(marker));
   }
