@@ -157,4 +157,51 @@ int main() {
     put(root / "checkpoint/duplicate_name", char(1) + p);
     seed("count_huge", base, 1ull << 40);
   }
+
+  // torch.save files (mode byte 0: the image as is) from tests/data/torch, and views.pt's
+  // data.pkl alone (mode 1: the target zips it with views.pt's storages), with near-misses.
+  const auto slurp = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("make_corpus: cannot read " + p.string());
+    return std::string{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  };
+  const fs::path torch = "tests/data/torch";
+  for (const char* n : {"views.pt", "module.pt", "checkpoint.pt", "dtypes.pt", "zip64_full.pt", "legacy.pt",
+                        "hostile_system.pt"})
+    put(root / "torch_file" / n, char(0) + slurp(torch / n));
+  {
+    const std::string v = slurp(torch / "views.pt");
+    put(root / "torch_file/views_truncated", char(0) + v.substr(0, v.size() - 30));
+    // views.pt's data.pkl: the first entry's bytes (its local header is 64-aligned by torch:
+    // the data starts after the 30-byte header, the name and the extra field).
+    const std::size_t nlen = static_cast<unsigned char>(v[26]) | static_cast<unsigned char>(v[27]) << 8;
+    const std::size_t xlen = static_cast<unsigned char>(v[28]) | static_cast<unsigned char>(v[29]) << 8;
+    std::uint32_t psize = 0;
+    // The size is in the central directory (torch defers the local one to a data descriptor):
+    // the first central header is the one naming views/data.pkl.
+    const std::size_t c = v.find("PK\x01\x02");
+    std::memcpy(&psize, v.data() + c + 24, 4);
+    const std::string pkl = v.substr(30 + nlen + xlen, psize);
+    put(root / "torch_file/pickle_views", char(1) + pkl);
+    put(root / "torch_file/pickle_nested", char(1) + std::string("\x80\x02}X\x01\x00\x00\x00m}X\x01\x00\x00\x00n]ss.", 20));
+    put(root / "torch_file/pickle_top_list", char(1) + std::string("\x80\x02].", 4));
+  }
+
+  // safetensors: the fixture, a file from save_safetensors, and near-misses.
+  {
+    const std::string st = slurp("tests/data/safetensors/fixture.safetensors");
+    put(root / "safetensors/fixture", st);
+    put(root / "safetensors/truncated", st.substr(0, st.size() - 5));
+    const auto tmp = fs::temp_directory_path() / "heed_make_corpus.safetensors";
+    heed::Matrix<float> m(2, 2);
+    m << 1, -2, 3.5f, 0;
+    heed::io::save_safetensors(tmp.string(), {heed::io::safetensors_entry("w", m), heed::io::safetensors_entry("b", m, {4})},
+                               {{"format", "pt"}});
+    const std::string saved = slurp(tmp);
+    fs::remove(tmp);
+    put(root / "safetensors/saved", saved);
+    std::string bad = saved;
+    bad[8 + 10] = 'X';
+    put(root / "safetensors/bad_json", bad);
+  }
 }

@@ -81,6 +81,25 @@ class RegularFile {
     }
   }
 
+  // Reads exactly n bytes at `offset` (pread: the position read_exact uses is not moved);
+  // the caller checks offset + n against size() first. Errors as read_exact's.
+  void read_at(std::uint64_t offset, void* dst, std::uint64_t n, const char* what) {
+    auto* p = static_cast<char*>(dst);
+    std::uint64_t done = 0;
+    while (done < n) {
+      const std::uint64_t chunk = std::min<std::uint64_t>(n - done, 1u << 30);
+      const ssize_t got = ::pread(fd_, p + done, static_cast<std::size_t>(chunk), static_cast<off_t>(offset + done));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        fail_errno((std::string("read of the ") + what + " failed").c_str());
+      }
+      if (got == 0)
+        throw IoError(ctx_ + ": read of the " + what + " ended after " + std::to_string(done) +
+                      " of " + std::to_string(n) + " bytes (the file shrank while being read)");
+      done += static_cast<std::uint64_t>(got);
+    }
+  }
+
  private:
   [[noreturn]] void fail_errno(const char* what) const {
     throw IoError(ctx_ + ": " + what + ": " + std::strerror(errno));
