@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/interop/data/mnist_parity.safetensors: one epoch of the article's MNIST run in
-PyTorch, for tests/interop/mnist_parity.cpp to reproduce step by step with heed.
+PyTorch, for tests/interop/mnist/mnist_parity.cpp to reproduce step by step with heed.
 
 The article's recipe (Net = 784-256-128-64-10 with ReLU, CrossEntropyLoss mean, Adam lr 1e-3
 with its defaults, batch 100 shuffled, inputs ToTensor (/255) then Normalize((0.5,), (0.5,))),

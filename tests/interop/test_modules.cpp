@@ -142,6 +142,28 @@ TEST_CASE_TEMPLATE("interop: an fc1..fc3 MLP with ReLU matches PyTorch", T, floa
   f.compare("y", m.forward(f.input("x")));
 }
 
+// modules_reference.py also wrote the f32 MLP and LSTM with torch.save: the same weights
+// through the torch.save reader, so the same outputs, for a float and a double model.
+TEST_CASE_TEMPLATE("interop: torch.save state_dicts (mlp_f32.pt, lstm_f32.pt) load as their safetensors twins", T,
+                   float, double) {
+  const std::string dir = std::string(HEED_TEST_SOURCE_DIR) + "/interop/data/";
+  heed::Generator g(7);
+  MLP<T> a(g), b(g);
+  heed::load_weights(a, dir + "mlp_f32.pt");  // strict: exactly the module's names
+  heed::load_weights(b, dir + "mlp_f32.safetensors", {.rename = skip_reserved});
+  CHECK(a.state_dict().at("fc2.weight") == b.state_dict().at("fc2.weight"));
+  CHECK(a.state_dict().at("fc3.bias") == b.state_dict().at("fc3.bias"));
+  Fixture<float> f("mlp");  // PyTorch's float32 output
+  const Matrix<T> x = f.input("x").template cast<T>();
+  const Matrix<T> want = f.output("y").template cast<T>();
+  CHECK(static_cast<double>((a.forward(x) - want).cwiseAbs().maxCoeff()) <= 1e-6);
+
+  heed::LSTM<T> la(4, 6, {.num_layers = 2, .bidirectional = true}, g), lb(4, 6, {.num_layers = 2, .bidirectional = true}, g);
+  heed::load_weights(la, dir + "lstm_f32.pt");
+  heed::load_weights(lb, dir + "lstm_f32.safetensors", {.rename = skip_reserved});
+  for (const auto& e : lb.state_dict()) CHECK(la.state_dict().at(e.first) == e.second);
+}
+
 TEST_CASE_TEMPLATE("interop: LayerNorm matches nn.LayerNorm(8) on (B, T, 8)", T, float, double) {
   Fixture<T> f("layer_norm");
   heed::LayerNorm<T> m(kD);

@@ -227,3 +227,32 @@ TEST_CASE("save_safetensors(model): the composite layers use PyTorch's shapes") 
   heed::load_weights(lstm2, p1);
   CHECK(lstm2.state_dict().at("weight_hh_l1_reverse") == lstm.state_dict().at("weight_hh_l1_reverse"));
 }
+
+// tests/data/torch/checkpoint.pt is torch.save({"model": state_dict, "optimizer": ..., "epoch": 3,
+// ...}) of an nn.Linear(3, 2) "fc" and an nn.LayerNorm(2) "norm" (tests/io/torch_fixture.py).
+TEST_CASE_TEMPLATE("load_weights: a torch.save checkpoint dict, by content, with a prefix", T, float, double) {
+  struct Small : heed::ModuleBase<T> {
+    heed::Generator g{1};
+    heed::Linear<T> fc{3, 2, true, g};
+    heed::LayerNorm<T> norm{2};
+    heed::Children<T> children() override { return {{"fc", &fc}, {"norm", &norm}}; }
+    std::string name() const override { return "Small"; }
+  } m;
+  const std::string path = std::string(HEED_TEST_SOURCE_DIR) + "/data/torch/checkpoint.pt";
+  const heed::IncompatibleKeys k = heed::load_weights(m, path, {.prefix = "model."});
+  CHECK(k.missing_keys.empty());
+  io::TorchFile f(path);
+  CHECK(m.fc.weight() == f.matrix<T>("model.fc.weight"));
+  CHECK(m.fc.bias() == f.matrix<T>("model.fc.bias"));  // (2,) -> (1, 2)
+  CHECK(m.state_dict().at("norm.bias") == f.matrix<T>("model.norm.bias"));
+  // Without the prefix every name is unexpected, and the optimizer's are listed too.
+  const std::string msg = error_of<heed::ValueError>([&] { heed::load_weights(m, path); });
+  CHECK(contains(msg, "(torch.save) into Small:"));
+  CHECK(contains(msg, "unexpected keys (8)"));
+  CHECK(contains(msg, "'optimizer.state.0.momentum_buffer'"));
+  // A hostile pickle is refused by the reader, naming the global.
+  CHECK(contains(error_of<heed::FormatError>([&] {
+                   heed::load_weights(m, std::string(HEED_TEST_SOURCE_DIR) + "/data/torch/hostile_system.pt");
+                 }),
+                 "global 'posix system' is not allowed"));
+}

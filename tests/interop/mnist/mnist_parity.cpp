@@ -39,7 +39,7 @@
 #include <omp.h>
 #endif
 
-#include "../../examples/mnist_net.hpp"
+#include "../../../examples/mnist_net.hpp"
 
 #ifndef HEED_PARITY_FILE
 #define HEED_PARITY_FILE "tests/interop/data/mnist_parity.safetensors"
