@@ -241,6 +241,12 @@ inline int report_error(const Usage& u, const heed::Error& e) {
                  "completed epoch's and was left as it was\n", u.program);
   return 1;
 }
+// Anything else main's catch sees (std::bad_alloc, a std::filesystem::filesystem_error):
+// "<program>: <what>" and exit code 1, never std::terminate.
+inline int report_error(const Usage& u, const std::exception& e) {
+  std::fprintf(stderr, "%s: %s\n", u.program, e.what());
+  return 1;
+}
 
 // Prints "Accuracy: xx.xx%" (scripts parse this line), then per-class precision, recall and F1
 // and the confusion matrix. logits (N, C), labels (N). Returns the predicted classes (N).

@@ -5,8 +5,9 @@
 //   heed_inspect run.heed               # heed checkpoint: version, scalar, CRC-32, entries
 //
 // The format comes from the file's content, never its name. Every file is validated by the
-// same readers heed's loaders use, so a file heed_inspect lists is one load_weights or
-// heed::load accepts, and one it refuses gets the loader's reason: `heed_inspect: FILE: reason`
+// same readers heed's loaders use (values aside: a safetensors file is listed from its header,
+// so a value load_weights would refuse, an F64 beyond float's range say, is not seen), and a
+// file it refuses gets the loader's reason: `heed_inspect: FILE: reason`
 // on stderr and exit code 1 (2 for bad usage). Only regular files are opened (a FIFO or a
 // device is refused without blocking). Memory: a safetensors file is read for its header only,
 // and checked against its size, so a file larger than memory lists in milliseconds; a heed
@@ -83,12 +84,7 @@ void inspect_heed(const std::string& path) {
 }
 
 void inspect(const std::string& path) {
-  char head[8] = {};
-  {
-    io::RegularFile f(path, path);
-    f.read_exact(head, std::min<std::uint64_t>(f.size(), 8), "first bytes");
-  }
-  if (std::memcmp(head, io::kMagic, 8) == 0) return inspect_heed(path);
+  if (io::detect_format(path) == io::FileFormat::heed_checkpoint) return inspect_heed(path);
   const auto f = io::open_tensors(path, io::header_only);
   print_tensors(*f);
   if (const auto* t = dynamic_cast<const io::TorchFile*>(f.get()); t && !t->skipped().empty()) {

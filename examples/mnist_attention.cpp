@@ -356,4 +356,6 @@ int main(int argc, char** argv) try {
   return 0;
 } catch (const heed::Error& e) {
   return examples::report_error(kUsage, e);
+} catch (const std::exception& e) {
+  return examples::report_error(kUsage, e);
 }

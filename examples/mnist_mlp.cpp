@@ -7,8 +7,8 @@
 //
 // The network is the article's PyTorch `Net` (examples/mnist_net.hpp), with its state_dict
 // keys fc1.weight, fc1.bias, ..., fc4.bias. --init-from FILE starts from weights saved by
-// PyTorch (a safetensors file of Net's state_dict; heed::load_weights, which also reads
-// torch.save files once that reader lands) instead of the seeded initialisation; a file with
+// PyTorch (Net's state_dict as a safetensors or torch.save file, read by heed::load_weights)
+// instead of the seeded initialisation; a file with
 // other names or shapes is refused with every mismatch listed. --epochs 0 trains nothing and
 // only evaluates (the fresh or --init-from weights): the accuracy line and per-class report.
 // --export FILE writes the final weights as safetensors for PyTorch:
@@ -65,7 +65,7 @@ const examples::Usage kUsage{
     "Defaults: --data data/mnist, --epochs 10 (30 with --recipe improved), --batch-size 100,\n"
     "--lr 1e-3, --seed 0, --threads 0 (all cores). --save PATH writes a checkpoint after every\n"
     "epoch; --resume PATH continues from one. The layers are the article's PyTorch Net's (keys\n"
-    "fc1.weight ... fc4.bias): --init-from FILE starts from its weights (safetensors),\n"
+    "fc1.weight ... fc4.bias): --init-from FILE starts from its weights (safetensors or torch.save),\n"
     "--export FILE writes the final weights as safetensors for PyTorch, and --epochs 0 only\n"
     "evaluates (the fresh or --init-from weights)."};
 
@@ -242,5 +242,7 @@ int main(int argc, char** argv) try {
   }
   return 0;
 } catch (const heed::Error& e) {
+  return examples::report_error(kUsage, e);
+} catch (const std::exception& e) {
   return examples::report_error(kUsage, e);
 }

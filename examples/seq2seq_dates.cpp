@@ -485,4 +485,6 @@ int main(int argc, char** argv) try {
   return run_with(a, gru<heed::AdditiveScore>);
 } catch (const heed::Error& e) {
   return examples::report_error(kUsage, e);
+} catch (const std::exception& e) {
+  return examples::report_error(kUsage, e);
 }

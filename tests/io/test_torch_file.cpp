@@ -442,6 +442,21 @@ TEST_CASE("torch: storages and views are checked against the zip's entries") {
     const std::string p = replace_once(pkl, "FloatStorage", "BoolStorage");
     CHECK(contains(error_for(zip(with_pickle(p))), "global 'torch BoolStorage': a storage of a dtype heed does not support"));
   }
+  SUBCASE("more than 64 dimensions") {
+    std::string ones = "(";
+    for (int k = 0; k < 65; ++k) ones += std::string("K\x01", 2);
+    const std::string p = replace_once(pkl, std::string("K\x04K\x06\x86", 5), ones + "t");
+    CHECK(contains(error_for(zip(with_pickle(p))), "a tensor's size has 65 dimensions, more than 64"));
+  }
+  SUBCASE("one key, two storage types") {
+    // 'row' names storage '0' (the memoised key) as a DoubleStorage of 12 elements.
+    std::string p = pkl;  // the first replay of storage 0's persistent id is row's
+    const std::string from("h\x03h\x04h\x05h\x06K\x18t", 11);
+    const std::size_t at = p.find(from);
+    REQUIRE(at != std::string::npos);
+    p.replace(at, from.size(), std::string("h\x03" "ctorch\nDoubleStorage\nh\x05h\x06K\x0c" "t", 30));
+    CHECK(contains(error_for(zip(with_pickle(p))), "storage '0' is used as 12 F64 and as 24 F32 elements"));
+  }
   SUBCASE("gathering more than the file's size (expand(10**6))") {
     const std::string p = replace_once(pkl, std::string("K\x05\x85", 3), std::string("J\x40\x42\x0f\x00\x85", 6));
     CHECK(contains(error_for(zip(with_pickle(p))), "tensor 'exp': gathering the non-contiguous views"));

@@ -248,11 +248,51 @@ TEST_CASE_TEMPLATE("load_weights: a torch.save checkpoint dict, by content, with
   // Without the prefix every name is unexpected, and the optimizer's are listed too.
   const std::string msg = error_of<heed::ValueError>([&] { heed::load_weights(m, path); });
   CHECK(contains(msg, "(torch.save) into Small:"));
-  CHECK(contains(msg, "unexpected keys (8)"));
+  CHECK(contains(msg, "unexpected keys (8): 'model.fc.weight', 'model.fc.bias', 'model.norm.weight'"));  // file order
+  CHECK(contains(msg, "pass .prefix = \"model.\""));
   CHECK(contains(msg, "'optimizer.state.0.momentum_buffer'"));
   // A hostile pickle is refused by the reader, naming the global.
   CHECK(contains(error_of<heed::FormatError>([&] {
                    heed::load_weights(m, std::string(HEED_TEST_SOURCE_DIR) + "/data/torch/hostile_system.pt");
                  }),
                  "global 'posix system' is not allowed"));
+}
+
+// safetensors' first 8 bytes are its header's length: 128 starts the file with 0x80 (a pickle's
+// PROTO), 19280 with "PK" (a zip's signature). Both are safetensors files all the same.
+TEST_CASE("load_weights: a safetensors header of 128 or 19280 bytes is not mistaken for torch.save") {
+  for (const std::size_t n : {std::size_t{128}, std::size_t{19280}}) {
+    CAPTURE(n);
+    std::string h = R"({"fc1.weight":{"dtype":"F32","shape":[3,5],"data_offsets":[0,60]},)"
+                    R"("fc1.bias":{"dtype":"F32","shape":[3],"data_offsets":[60,72]}})";
+    REQUIRE(h.size() <= n);
+    h.append(n - h.size(), ' ');
+    std::string img(8, '\0');
+    for (int k = 0; k < 8; ++k) img[static_cast<std::size_t>(k)] = static_cast<char>((n >> (8 * k)) & 0xff);
+    img += h;
+    for (int k = 0; k < 18; ++k) {
+      const float v = static_cast<float>(k);
+      img.append(reinterpret_cast<const char*>(&v), 4);
+    }
+    const std::string path = tmp("sniff.safetensors");
+    heed_test::spit(path, img);
+    CHECK(io::detect_format(path) == io::FileFormat::safetensors);
+    heed::Generator g(1);
+    heed::Linear<float> fc1(5, 3, true, g);
+    heed::load_weights(fc1, path, {.rename = [](const std::string& k) { return k.substr(4); }});
+    CHECK(fc1.bias()(0, 2) == 17.0f);
+  }
+}
+
+TEST_CASE("load_weights: the error suggests the prefix under which every missing name sits") {
+  Net<float> net(13);
+  const std::string path = tmp("hint.safetensors");
+  Shapes shapes;
+  for (const auto& [n, s] : kNetShapes) shapes.push_back({"model." + n, s});
+  write_file(path, shapes);
+  CHECK(contains(error_of<heed::ValueError>([&] { heed::load_weights(net, path); }),
+                 "(every missing key is in the file under 'model.': pass .prefix = \"model.\")"));
+  // A prefix without its dot: the hint completes it.
+  CHECK(contains(error_of<heed::ValueError>([&] { heed::load_weights(net, path, {.prefix = "model"}); }),
+                 "pass .prefix = \"model.\""));
 }

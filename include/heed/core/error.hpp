@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <sstream>
 #include <stdexcept>
+#include <algorithm>
 #include <string>
 #include <string_view>
 
@@ -106,6 +107,29 @@ inline void check_batch_rows(std::string_view module, std::string_view what, std
 // A backward with nothing cached to differentiate.
 inline void require_forward(bool done, std::string_view module) {
   if (!done) throw ValueError(std::string(module) + ": backward called before forward");
+}
+
+// A name as error messages show it: bytes outside printable ASCII (0x20-0x7e) and the backslash
+// are escaped as \xNN, and a name longer than `max` bytes is cut to its first `max` bytes
+// followed by "...(N bytes)". So a file-supplied name can neither cut a message short (NUL),
+// nor send escape sequences to a terminal, nor make a message megabytes long.
+inline std::string printable_name(std::string_view name, std::size_t max = 200) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  const std::size_t n = std::min(name.size(), max);
+  out.reserve(n + 16);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  if (name.size() > max) out += "...(" + std::to_string(name.size()) + " bytes)";
+  return out;
 }
 
 }  // namespace detail

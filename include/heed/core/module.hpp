@@ -200,25 +200,8 @@ class ModuleBase {
     }
     for (const auto& [key, m] : dict)
       if (!known.count(key)) keys.unexpected_keys.push_back(key);
-    const bool key_error =
-        opt.strict && (!keys.missing_keys.empty() || !keys.unexpected_keys.empty());
-    if (key_error || !mismatched.empty()) {
-      std::string msg = name() + ": load_state_dict:";
-      auto list = [&msg](const char* what, const std::vector<std::string>& v, bool quote) {
-        if (v.empty()) return;
-        msg += std::string(" ") + what + " (" + std::to_string(v.size()) + "):";
-        for (std::size_t i = 0; i < v.size(); ++i)
-          msg += (i ? ", " : " ") + (quote ? "'" + v[i] + "'" : v[i]);
-        msg += ";";
-      };
-      if (opt.strict) list("missing keys", keys.missing_keys, true);
-      if (opt.strict) list("unexpected keys", keys.unexpected_keys, true);
-      list("shape mismatches", mismatched, false);
-      msg.pop_back();
-      msg += "; the model is unchanged";
-      if (key_error) throw ValueError(msg);
-      throw ShapeError(msg);
-    }
+    if ((opt.strict && (!keys.missing_keys.empty() || !keys.unexpected_keys.empty())) || !mismatched.empty())
+      detail::throw_load_error(name() + ": load_state_dict", keys, opt.strict, {}, mismatched);
     for (const auto& [key, m] : targets)
       if (const Matrix<T>* src = dict.find(key)) *m = *src;
     return keys;

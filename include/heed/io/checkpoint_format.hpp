@@ -45,28 +45,8 @@ inline constexpr char kMagic[8] = {'H', 'E', 'E', 'D', 'C', 'K', 'P', 'T'};
 inline constexpr std::uint32_t kFormatVersion = 1;
 inline constexpr std::size_t kHeaderSize = 32;
 
-// A name as error messages show it: bytes outside printable ASCII (0x20-0x7e) and the backslash
-// are escaped as \xNN, and a name longer than `max` bytes is cut to its first `max` bytes
-// followed by "...(N bytes)". So a file-supplied name can neither cut a message short (NUL),
-// nor send escape sequences to a terminal, nor make a message megabytes long.
-inline std::string printable_name(std::string_view name, std::size_t max = 200) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  const std::size_t n = std::min(name.size(), max);
-  out.reserve(n + 16);
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(name[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  if (name.size() > max) out += "...(" + std::to_string(name.size()) + " bytes)";
-  return out;
-}
+// A name as error messages show it (heed::detail::printable_name, core/error.hpp).
+using heed::detail::printable_name;
 
 // Empty if `name` may be an entry name, else what is wrong with it (the first NUL or control
 // character, by offset).

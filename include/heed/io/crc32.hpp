@@ -6,9 +6,12 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <bit>
 #include <cstring>
 
 namespace heed::io {
+
+static_assert(std::endian::native == std::endian::little, "crc32's slicing-by-8 loads assume little-endian");
 
 namespace detail_crc {
 // t[0] is the classic byte table; t[k][i] is the CRC of byte i followed by k zero bytes.

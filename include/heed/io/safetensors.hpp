@@ -412,7 +412,7 @@ class Safetensors : public TensorFile {
   explicit Safetensors(const std::string& path) : TensorFile(path) {
     RegularFile f(path, path);
     read_header(f);
-    data_.reset(new char[data_size_ ? static_cast<std::size_t>(data_size_) : 1]);
+    allocate_data(data_size_);
     f.read_exact(data_.get(), data_size_, "data buffer");
   }
   // Reads and checks the header only, against the file's size: everything but the values, in

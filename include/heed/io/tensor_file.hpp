@@ -15,6 +15,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -111,8 +112,6 @@ inline constexpr HeaderOnly header_only{};
 class TensorFile {
  public:
   virtual ~TensorFile() = default;
-  TensorFile(TensorFile&&) noexcept = default;
-  TensorFile& operator=(TensorFile&&) noexcept = default;
 
   // "safetensors" or "torch.save"
   virtual const char* format() const = 0;
@@ -171,8 +170,8 @@ class TensorFile {
     if (rows > kMax || cols > kMax)
       throw ValueError(path_ + ": tensor '" + printable_name(t.name) + "' of shape " +
                        detail_tensor::shape_str(t.shape) + " is too large for a matrix");
+    const char* p = data_of(t);  // before allocating: a header-only file says so, not bad_alloc
     Matrix<T> m(static_cast<Index>(rows), static_cast<Index>(cols));
-    const char* p = data_of(t);
     const auto n = static_cast<std::size_t>(m.size());
     T* out = m.data();
     switch (t.dtype) {
@@ -214,8 +213,8 @@ class TensorFile {
       throw ValueError(path_ + ": tensor '" + printable_name(t.name) + "' is " + dtype_name(t.dtype) +
                        ", not an integer dtype (I64, I32); read it with matrix<T>()");
     const std::size_t w = dtype_size(t.dtype), n = static_cast<std::size_t>((t.end - t.begin) / w);
-    std::vector<std::int64_t> out(n);
     const char* p = data_of(t);
+    std::vector<std::int64_t> out(n);
     for (std::size_t k = 0; k < n; ++k) {
       if (w == 8) {
         std::memcpy(&out[k], p + 8 * k, 8);
@@ -230,6 +229,18 @@ class TensorFile {
 
  protected:
   explicit TensorFile(std::string path) : path_(std::move(path)) {}
+  // Protected: assigning one reader to another through base references would slice.
+  TensorFile(TensorFile&&) noexcept = default;
+  TensorFile& operator=(TensorFile&&) noexcept = default;
+
+  // The data buffer, or an IoError naming its size when memory cannot hold it.
+  void allocate_data(std::uint64_t n) {
+    try {
+      data_.reset(new char[n ? static_cast<std::size_t>(n) : 1]);
+    } catch (const std::bad_alloc&) {
+      throw IoError(path_ + ": cannot allocate " + std::to_string(n) + " bytes to read the file");
+    }
+  }
 
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(path_ + ": " + what); }
   std::string tname(const TensorInfo& t) const { return "tensor '" + printable_name(t.name) + "'"; }

@@ -44,8 +44,13 @@
 // (transposed, expanded with stride 0, sliced columns) are gathered row-major after the file's
 // bytes, and those may not total more than the file's size (so the reader never holds more
 // than twice the file, and a hostile file cannot make memory blow up; the storages' own total
-// would be too tight a bound: a 1-element storage expanded to 5 is a legitimate tensor). data.pkl is limited to kTorchMaxPickle bytes; the machine's stack, memo and
-// objects grow at most by one per opcode, and it never recurses.
+// // would be too tight a bound: a 1-element storage expanded to 5 is a legitimate tensor).
+// data.pkl is limited to kTorchMaxPickle bytes; the machine's stack, memo and objects grow at
+// most by one per opcode, and it never recurses. No opcode costs more than its own bytes in
+// time or memory, however the memo is replayed: a storage key seen before (the same str object,
+// or the same text) reuses its storage without copying the key; a tensor has at most
+// kTorchMaxDims dimensions, and all tensors' dimensions together may not exceed data.pkl's size
+// (torch writes every size and stride tuple afresh, two bytes or more per entry).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -70,6 +75,7 @@ namespace heed::io {
 
 inline constexpr std::uint64_t kTorchMaxPickle = 64ull << 20;
 inline constexpr std::size_t kTorchMaxDepth = 100;
+inline constexpr std::size_t kTorchMaxDims = 64;
 
 namespace detail_torch {
 
@@ -189,10 +195,11 @@ class TorchFile : public TensorFile {
     f.read_at(pkl.data, pickle.data(), pkl.size, "data.pkl");
     if (crc32(pickle.data(), pickle.size()) != pkl.crc) fail_crc(pkl);
     pickle_size_ = pickle.size();
+    dims_budget_ = pickle_size_;
     run(pickle);
     const std::uint64_t extra = plan();
     data_size_ = size_ + extra;
-    data_.reset(new char[data_size_ ? static_cast<std::size_t>(data_size_) : 1]);
+    allocate_data(data_size_);
     f.read_at(0, data_.get(), size_, "file");
     for (const auto& e : zip_)
       if (crc32(data_.get() + e.data, static_cast<std::size_t>(e.size)) != e.crc) fail_crc(e);
@@ -718,8 +725,23 @@ class TorchFile : public TensorFile {
            ", not a torch storage class");
     if (!is(t.items[2], Kind::Str) || !is(t.items[3], Kind::Str) || !is(t.items[4], Kind::Int) || objs_[t.items[4]].i < 0)
       fail("data.pkl: a persistent id whose key, location or numel is not a str, a str and a non-negative int");
-    const std::string key = s_of(t.items[2]);
+    const std::int64_t key_str = objs_[t.items[2]].i;
+    const std::string& key = strs_[static_cast<std::size_t>(key_str)];
     const auto numel = static_cast<std::uint64_t>(objs_[t.items[4]].i);
+    // A key seen before is its storage again (torch.load caches storages by key too); found
+    // by the str object first, so a memoised key replayed costs nothing.
+    auto known = storage_by_str_.find(key_str);
+    if (known == storage_by_str_.end()) {
+      if (const auto it = storage_by_key_.find(key); it != storage_by_key_.end())
+        known = storage_by_str_.emplace(key_str, it->second).first;
+    }
+    if (known != storage_by_str_.end()) {
+      const StorageRec& s = storages_[known->second];
+      if (s.dtype != type.dtype || s.numel != numel)
+        fail("storage '" + printable_name(key) + "' is used as " + std::to_string(numel) + " " + dtype_name(type.dtype) +
+             " and as " + std::to_string(s.numel) + " " + dtype_name(s.dtype) + " elements");
+      return add(Kind::Storage, static_cast<std::int64_t>(known->second));
+    }
     const ZipEntry* e = entry("data/" + key);
     if (e == nullptr) fail("storage '" + printable_name(key) + "': no zip entry " + printable_name(prefix_) + "data/" + printable_name(key));
     std::uint64_t bytes = 0;
@@ -728,12 +750,24 @@ class TorchFile : public TensorFile {
            " elements needs " + (bytes || !numel ? std::to_string(bytes) : std::string("more than 2^64")) +
            " bytes, but its zip entry has " + std::to_string(e->size));
     storages_.push_back({type.dtype, e->data, numel, key});
-    return add(Kind::Storage, static_cast<std::int64_t>(storages_.size() - 1));
+    const auto idx = static_cast<std::uint32_t>(storages_.size() - 1);
+    storage_by_key_.emplace(key, idx);
+    storage_by_str_.emplace(key_str, idx);
+    return add(Kind::Storage, static_cast<std::int64_t>(idx));
   }
 
   std::vector<std::uint64_t> dims(std::uint32_t k, const char* what) {
     const Obj& o = objs_[k];
     if (o.kind != Kind::Tuple) fail(std::string("data.pkl: a tensor's ") + what + " is " + detail_torch::kind_name(o.kind) + ", not a tuple");
+    if (o.items.size() > kTorchMaxDims)
+      fail(std::string("data.pkl: a tensor's ") + what + " has " + std::to_string(o.items.size()) +
+           " dimensions, more than " + std::to_string(kTorchMaxDims));
+    // A tuple costs torch at least 2 bytes (MARK/TUPLE) plus 2 per entry, and a tensor around
+    // it 20 more: charging 4 + n per tuple stays well within what a real data.pkl spends.
+    if (o.items.size() + 4 > dims_budget_)
+      fail("data.pkl: the tensors' dimensions total more than data.pkl's " + std::to_string(pickle_size_) +
+           " bytes could hold (a replayed memo)");
+    dims_budget_ -= o.items.size() + 4;
     std::vector<std::uint64_t> out;
     for (std::uint32_t x : o.items) {
       if (!is(x, Kind::Int) || objs_[x].i < 0)
@@ -748,6 +782,8 @@ class TorchFile : public TensorFile {
     const Obj& f = objs_[fn];
     if (f.kind != Kind::Global) fail(std::string("data.pkl: REDUCE calls ") + kind_name(f.kind) + ", not a whitelisted global");
     if (!is(args, Kind::Tuple)) fail("data.pkl: REDUCE with arguments that are not a tuple");
+    if (objs_[args].items.size() > 7)  // before the copy: a huge memoised tuple is not copied
+      fail("data.pkl: REDUCE with " + std::to_string(objs_[args].items.size()) + " arguments");
     const std::vector<std::uint32_t> a = objs_[args].items;
     switch (static_cast<Global>(f.i)) {
       case Global::OrderedDict:
@@ -909,6 +945,9 @@ class TorchFile : public TensorFile {
   std::vector<Obj> objs_;
   std::vector<std::string> strs_;
   std::vector<detail_torch::StorageRec> storages_;
+  std::map<std::string, std::uint32_t> storage_by_key_;
+  std::unordered_map<std::int64_t, std::uint32_t> storage_by_str_;  // str object -> storage
+  std::uint64_t dims_budget_ = 0;
   std::vector<detail_torch::TensorRec> tensors_;
   std::uint32_t root_ = 0;
   std::vector<std::pair<std::size_t, std::size_t>> gathers_;  // (entries_ index, tensors_ index)

@@ -13,7 +13,10 @@
 // missing, unexpected and mis-shaped name (and non-float dtype) is listed in one message, and
 // on any error the model is unchanged. Values convert to the model's scalar (F64 to float
 // rounds; a finite value beyond float's range is a ValueError naming the element).
+#include <algorithm>
+#include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -41,31 +44,51 @@ struct LoadWeightsOptions {
 
 namespace io {
 
-// Opens a weights file by its content: a zip or a legacy pickle is torch.save's, 8 bytes then
-// '{' is safetensors'. A heed checkpoint and anything else are FormatErrors saying what the
-// file looks like. With header_only, a safetensors file is read for its header only (a
-// torch.save file is read whole either way).
-namespace detail_weights {
-template <class... Mode>
-std::unique_ptr<TensorFile> open_tensors(const std::string& path, Mode... mode) {
-  unsigned char head[9] = {};
+// What a file holds, from its first 9 bytes. safetensors is tested first, by the '{' that
+// starts its header at byte 8, because its first bytes are the header's length and may be
+// anything: 0x80 (a length of 128 mod 256) or "PK". At byte 8 a zip has its compression method
+// (0), torch's legacy pickle its magic number (0xf9) and a heed checkpoint its version (1).
+enum class FileFormat { safetensors, torch_zip, torch_legacy, heed_checkpoint, unknown };
+
+inline FileFormat detect_format(const std::string& path) {
+  unsigned char h[9] = {};
   std::uint64_t size = 0;
   {
     RegularFile f(path, path);
     size = f.size();
-    f.read_exact(head, std::min<std::uint64_t>(size, 9), "first bytes");
+    f.read_exact(h, std::min<std::uint64_t>(size, 9), "first bytes");
   }
-  if (size >= 2 && ((head[0] == 'P' && head[1] == 'K') || head[0] == 0x80))
-    return std::make_unique<TorchFile>(path);
-  if (size >= 9 && head[8] == '{') return std::make_unique<Safetensors>(path, mode...);
-  if (size >= 8 && std::memcmp(head, kMagic, 8) == 0)
-    throw FormatError(path + ": is a heed checkpoint, not a safetensors or torch.save file; "
-                             "load it with heed::load(model, path)");
+  const auto starts = [&](std::initializer_list<unsigned char> p) {
+    return size >= p.size() && std::equal(p.begin(), p.end(), h);
+  };
+  if (size >= 9 && h[8] == '{') return FileFormat::safetensors;
+  if (starts({'P', 'K', 3, 4}) || starts({'P', 'K', 5, 6})) return FileFormat::torch_zip;
+  if (starts({0x80, 0x02, 0x8a, 0x0a})) return FileFormat::torch_legacy;
+  if (size >= 8 && std::memcmp(h, kMagic, 8) == 0) return FileFormat::heed_checkpoint;
+  return FileFormat::unknown;
+}
+
+namespace detail_weights {
+template <class... Mode>
+std::unique_ptr<TensorFile> open_tensors(const std::string& path, Mode... mode) {
+  switch (detect_format(path)) {
+    case FileFormat::safetensors: return std::make_unique<Safetensors>(path, mode...);
+    case FileFormat::torch_zip:
+    case FileFormat::torch_legacy: return std::make_unique<TorchFile>(path);  // it names a legacy file
+    case FileFormat::heed_checkpoint:
+      throw FormatError(path + ": is a heed checkpoint, not a safetensors or torch.save file; "
+                               "load it with heed::load(model, path)");
+    case FileFormat::unknown: break;
+  }
   throw FormatError(path + ": is neither a safetensors file (8-byte length, then '{') nor a "
                            "torch.save file (a zip archive)");
 }
 }  // namespace detail_weights
 
+// Opens a weights file by its content (detect_format): a safetensors or a torch.save file; a
+// heed checkpoint and anything else are FormatErrors saying what the file looks like. With
+// header_only, a safetensors file is read for its header only; a torch.save file is read whole
+// either way (its tensors' shapes are in its pickle, read after the zip is checked).
 inline std::unique_ptr<TensorFile> open_tensors(const std::string& path) {
   return detail_weights::open_tensors(path);
 }
@@ -89,19 +112,25 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, 
   for (const auto& p : model.parameters()) targets.push_back({p.name, p.value, torch_shape(p)});
   for (const auto& b : model.buffers()) targets.push_back({b.name, b.value, torch_shape(b)});
 
-  // The model's name of each file tensor that is read.
+  // The model's name of each file tensor that is read (rename is called once per tensor).
   std::map<std::string, const io::TensorInfo*> by_key;
-  std::vector<std::string> problems;  // two file names for one model name, dtypes, shapes
+  std::map<const io::TensorInfo*, std::string> key_of;
+  std::vector<std::string> problems;  // two file names for one model name, dtypes
   for (const io::TensorInfo& t : file.entries()) {
     if (!t.name.starts_with(opt.prefix)) continue;
     std::string key = t.name.substr(opt.prefix.size());
     if (opt.rename) key = opt.rename(key);
     if (key.empty()) continue;
+    key_of.emplace(&t, key);
     const auto [it, fresh] = by_key.emplace(key, &t);
     if (!fresh)
       problems.push_back("'" + io::printable_name(it->second->name) + "' and '" + io::printable_name(t.name) +
                          "' both map to '" + io::printable_name(key) + "'");
   }
+  const auto model_key = [&key_of](const io::TensorInfo& t) -> const std::string* {
+    const auto it = key_of.find(&t);
+    return it == key_of.end() ? nullptr : &it->second;
+  };
 
   IncompatibleKeys keys;
   std::vector<std::string> mismatched;
@@ -128,32 +157,15 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, 
                            io::detail_tensor::shape_str(t.shape));
     }
   }
-  for (const auto& [key, t] : by_key)
-    if (!known.count(key)) keys.unexpected_keys.push_back(key);
+  for (const io::TensorInfo& t : file.entries())  // in the file's order
+    if (const std::string* key = model_key(t); key && !known.count(*key) && by_key.at(*key) == &t)
+      keys.unexpected_keys.push_back(*key);
 
-  const bool key_error = opt.strict && (!keys.missing_keys.empty() || !keys.unexpected_keys.empty());
-  if (key_error || !problems.empty() || !mismatched.empty()) {
-    // Appends only: g++ 12 reports a false -Wrestrict on chains of const char* + std::string.
-    std::string msg = "load_weights: ";
-    msg.append(file.path()).append(" (").append(file.format()).append(") into ").append(model.name()).append(":");
-    auto list = [&msg](const char* what, const std::vector<std::string>& v, bool quote) {
-      if (v.empty()) return;
-      msg.append(" ").append(what).append(" (").append(std::to_string(v.size())).append("):");
-      for (std::size_t i = 0; i < v.size(); ++i) {
-        msg.append(i ? ", " : " ");
-        if (quote) msg.append("'").append(io::printable_name(v[i])).append("'");
-        else msg.append(v[i]);
-      }
-      msg.append(";");
-    };
-    if (opt.strict) list("missing keys", keys.missing_keys, true);
-    if (opt.strict) list("unexpected keys", keys.unexpected_keys, true);
-    list("errors", problems, false);
-    list("shape mismatches", mismatched, false);
-    msg.pop_back();
-    msg += "; the model is unchanged";
-    if (key_error || !problems.empty()) throw ValueError(msg);
-    throw ShapeError(msg);
+  if ((opt.strict && (!keys.missing_keys.empty() || !keys.unexpected_keys.empty())) || !problems.empty() ||
+      !mismatched.empty()) {
+    std::string head = "load_weights: ";
+    head.append(file.path()).append(" (").append(file.format()).append(") into ").append(model.name());
+    detail::throw_load_error(head, keys, opt.strict, problems, mismatched, opt.rename ? "" : ".prefix", opt.prefix);
   }
 
   // Decode everything first (a range error leaves the model unchanged), then assign.
@@ -175,11 +187,12 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const std::string& path, con
 
 // Writes the model's state_dict (parameters, then buffers) as a safetensors file PyTorch
 // loads with model.load_state_dict(safetensors.torch.load_file(path)): F32 for a float model,
-// F64 for a double one, PyTorch's shapes, "format": "pt" in the metadata as Hugging Face's
-// writer puts it. Atomic, like every heed writer.
+// F64 for a double one, PyTorch's shapes, `metadata` plus "format": "pt" (unless it sets
+// "format") as Hugging Face's writer puts it. Atomic, like every heed writer. (The model comes
+// first here, the path first in io::save_safetensors(path, entries), which takes raw entries.)
 template <typename T>
-void save_safetensors(ModuleBase<T>& model, const std::string& path,
-                      std::map<std::string, std::string> metadata = {{"format", "pt"}}) {
+void save_safetensors(ModuleBase<T>& model, const std::string& path, std::map<std::string, std::string> metadata = {}) {
+  metadata.emplace("format", "pt");  // unless the caller set another
   std::vector<io::SafetensorsEntry> entries;
   auto add = [&entries](const auto& item) {
     const std::vector<Index> s = torch_shape(item);
