@@ -245,7 +245,15 @@ class ConvCore : public Module<T> {
 
   // "(3, 3)" for Conv2d, "(3,)" for Conv1d (the w extent).
   std::string tuple(Index h, Index w) const {
-    return dims_ == 2 ? "(" + std::to_string(h) + ", " + std::to_string(w) + ")" : "(" + std::to_string(w) + ",)";
+    // Appended piece by piece: g++ 12 warns (-Wrestrict, a false positive) on "(" + s + ",)".
+    std::string s = "(";
+    if (dims_ == 2) {
+      s += std::to_string(h);
+      s += ", ";
+    }
+    s += std::to_string(w);
+    s += dims_ == 2 ? ")" : ",)";
+    return s;
   }
 
  private:
