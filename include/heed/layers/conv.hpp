@@ -23,7 +23,7 @@
 // heed::load_weights reads a PyTorch state_dict and heed::save_safetensors writes one.
 //
 // Threads: forward runs samples on different threads (detail::for_each_slice), each with its
-// own column buffer. backward splits the batch into a number of chunks that depends only on N,
+// own column buffer, and Eigen's products single-threaded inside (see conv_slices). backward splits the batch into a number of chunks that depends only on N,
 // each chunk summing its dW serially, and adds the chunks in order: the results are the same
 // bits whatever the thread count.
 #include <algorithm>
@@ -84,6 +84,28 @@ struct Conv1dOptions {
 
 namespace detail {
 
+// for_each_slice, made independent of the thread count for one slice or a small job too.
+// for_each_slice runs those serially, and then Eigen may thread a product itself with a
+// blocking (depth split) that depends on the thread count, so dW (depth Ho*Wo) of a batch of
+// one would change in the last bits between 1 and 2 threads. Such a job runs instead on one
+// thread of a team of two, where Eigen's products are serial. Below 1e5 multiply-adds no
+// product is large enough for Eigen to thread (its minimum is 5e4 per thread).
+template <class Scratch, class F>
+void conv_slices(Index n, double flops, std::vector<Scratch>& scratch, F&& f) {
+#ifdef _OPENMP
+  if (Eigen::nbThreads() > 1 && !omp_in_parallel() && flops > 1e5 && !(n > 1 && flops > 1e6)) {
+    if (scratch.empty()) scratch.resize(1);
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+      for (Index i = 0; i < n; ++i) f(i, scratch[0]);
+    }
+    return;
+  }
+#endif
+  for_each_slice(n, flops, scratch, std::forward<F>(f));
+}
+
 // Everything the im2col core needs, validated by the constructor of ConvCore.
 struct ConvGeometry {
   Index C = 0, O = 0, groups = 1;
@@ -109,7 +131,7 @@ class ConvCore : public Module<T> {
     const Index N = x.rows(), K = g.K(), P = g.P(), Og = g.Og();
     x_ = x;  // (N, C*H*W) kept for backward's im2col
     y_.resize(N, g.O * P);
-    for_each_slice(N, static_cast<double>(N) * g.O * K * P, scratch_, [&](Index n, Scratch& s) {
+    conv_slices(N, static_cast<double>(N) * g.O * K * P, scratch_, [&](Index n, Scratch& s) {
       s.cols.resize(K, P);
       Eigen::Map<Matrix<T>> Y(y_.row(n).data(), g.O, P);  // (O, P) of sample n
       for (Index gr = 0; gr < g.groups; ++gr) {
@@ -133,7 +155,7 @@ class ConvCore : public Module<T> {
     // Chunks of consecutive samples, their number fixed by N alone (not by the thread count).
     const Index chunks = std::min<Index>(N, kChunks);
     if (static_cast<Index>(partial_dW_.size()) < chunks) partial_dW_.resize(chunks);
-    for_each_slice(chunks, 2.0 * N * g.O * K * P, scratch_, [&](Index c, Scratch& s) {
+    conv_slices(chunks, 2.0 * N * g.O * K * P, scratch_, [&](Index c, Scratch& s) {
       Matrix<T>& dWc = partial_dW_[c];
       dWc.setZero(g.O, K);
       s.cols.resize(K, P);
