@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <heed/heed.hpp>
 #include <heed/testing/gradcheck.hpp>
