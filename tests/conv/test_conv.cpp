@@ -72,6 +72,14 @@ TEST_CASE("Conv2d/Conv1d: finite-difference gradients of input, weight and bias 
   }
 }
 
+TEST_CASE("Conv2d: gradients where padding exceeds the kernel's reach (whole rows and columns of padding)") {
+  heed::Generator g(12);
+  heed::Conv2d<double> c(2, 2, {3, 2}, {.input = {3, 4}, .stride = {2, 3}, .padding = {3, 2}, .dilation = {1, 3}}, g);
+  CHECK(c.output_hw() == std::pair<Index, Index>{4, 2});  // (3+6-2-1)/2+1, (4+4-3-1)/3+1
+  const auto res = heed::testing::check_module(c, randn(2, 2 * 12, 6));
+  CHECK_MESSAGE(res.ok, res.detail);
+}
+
 TEST_CASE("Conv2d: shapes, parameters, output size and repr") {
   heed::Generator g(1);
   heed::Conv2d<double> c(1, 32, 3, {.input = {28, 28}}, g);

@@ -304,20 +304,21 @@ class ConvCore : public Module<T> {
     for (Index c = 0; c < g.Cg(); ++c) {
       const T* xc = x + (gr * g.Cg() + c) * g.H * g.W;
       for (Index i = 0; i < g.kh; ++i)
-        for (Index j = 0; j < g.kw; ++j)
-          for (Index oh = 0; oh < g.Ho; ++oh) {
+        for (Index j = 0; j < g.kw; ++j) {
+          const auto [lo, hi, off] = valid_cols(j);
+          for (Index oh = 0; oh < g.Ho; ++oh, out += g.Wo) {
             const Index ih = oh * g.sh - g.pt + i * g.dh;
             if (ih < 0 || ih >= g.H) {
               std::fill(out, out + g.Wo, T(0));
-              out += g.Wo;
               continue;
             }
-            const T* row = xc + ih * g.W;
-            for (Index ow = 0; ow < g.Wo; ++ow) {
-              const Index iw = ow * g.sw - g.pl + j * g.dw;
-              *out++ = (iw >= 0 && iw < g.W) ? row[iw] : T(0);
-            }
+            const T* row = xc + ih * g.W;  // input column ow*sw + off for output column ow
+            std::fill(out, out + lo, T(0));
+            if (g.sw == 1) std::copy(row + lo + off, row + hi + off, out + lo);
+            else for (Index ow = lo; ow < hi; ++ow) out[ow] = row[ow * g.sw + off];
+            std::fill(out + hi, out + g.Wo, T(0));
           }
+        }
     }
   }
 
@@ -329,17 +330,30 @@ class ConvCore : public Module<T> {
     for (Index c = 0; c < g.Cg(); ++c) {
       T* dxc = dx + (gr * g.Cg() + c) * g.H * g.W;
       for (Index i = 0; i < g.kh; ++i)
-        for (Index j = 0; j < g.kw; ++j)
+        for (Index j = 0; j < g.kw; ++j) {
+          const auto [lo, hi, off] = valid_cols(j);
           for (Index oh = 0; oh < g.Ho; ++oh, in += g.Wo) {
             const Index ih = oh * g.sh - g.pt + i * g.dh;
             if (ih < 0 || ih >= g.H) continue;
             T* row = dxc + ih * g.W;
-            for (Index ow = 0; ow < g.Wo; ++ow) {
-              const Index iw = ow * g.sw - g.pl + j * g.dw;
-              if (iw >= 0 && iw < g.W) row[iw] += in[ow];
-            }
+            if (g.sw == 1) for (Index ow = lo; ow < hi; ++ow) row[ow + off] += in[ow];
+            else for (Index ow = lo; ow < hi; ++ow) row[ow * g.sw + off] += in[ow];
           }
+        }
     }
+  }
+
+  // For kernel column j: the output columns [lo, hi) whose input column ow*sw + off
+  // (off = j*dw - pl) lies inside [0, W); the others read padding.
+  struct ValidCols {
+    Index lo, hi, off;
+  };
+  ValidCols valid_cols(Index j) const {
+    const ConvGeometry& g = geo_;
+    const Index off = j * g.dw - g.pl;
+    const Index lo = off >= 0 ? 0 : std::min(g.Wo, (-off + g.sw - 1) / g.sw);
+    const Index hi = off > g.W - 1 ? lo : std::max(lo, std::min(g.Wo, (g.W - 1 - off) / g.sw + 1));
+    return {lo, hi, off};
   }
 
   std::string_view name_;
