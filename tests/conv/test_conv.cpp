@@ -80,6 +80,18 @@ TEST_CASE("Conv2d: gradients where padding exceeds the kernel's reach (whole row
   CHECK_MESSAGE(res.ok, res.detail);
 }
 
+TEST_CASE("Conv2d in a Sequential: output_size() sizes the next layer; names and gradients follow") {
+  heed::Generator g(4);
+  heed::Conv2d<double> conv(1, 3, 3, {.input = {6, 6}, .stride = 2, .padding = 1}, g);
+  const Index features = conv.output_size();  // 3 * 3 * 3
+  heed::Sequential<double> net(std::move(conv), heed::Tanh<double>(), heed::Linear<double>(features, 4, true, g));
+  std::vector<std::string> names;
+  for (auto& p : net.parameters()) names.push_back(p.name);
+  CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"});
+  const auto res = heed::testing::check_module(net, randn(3, 36, 8));
+  CHECK_MESSAGE(res.ok, res.detail);
+}
+
 TEST_CASE("Conv2d: shapes, parameters, output size and repr") {
   heed::Generator g(1);
   heed::Conv2d<double> c(1, 32, 3, {.input = {28, 28}}, g);
