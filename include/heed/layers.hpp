@@ -1,5 +1,6 @@
 #pragma once
 // All of heed/layers/.
+#include "layers/conv.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
