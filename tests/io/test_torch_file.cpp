@@ -438,9 +438,21 @@ TEST_CASE("torch: storages and views are checked against the zip's entries") {
                    "a tensor of shape (4, 6) on storage '0' (offset 1, strides (6, 1)) reaches element 24, past the end "
                    "of its 24-element storage"));
   }
-  SUBCASE("unsupported storage dtype") {
-    const std::string p = replace_once(pkl, "FloatStorage", "BoolStorage");
-    CHECK(contains(error_for(zip(with_pickle(p))), "global 'torch BoolStorage': a storage of a dtype heed does not support"));
+  SUBCASE("a storage of another dtype: its tensors skipped, the rest read; its size still checked") {
+    // The memoised FloatStorage class as ByteStorage: both storages (24 and 1 floats) are
+    // uint8 now, of 96 and 4 elements, and every tensor is skipped; the file still reads.
+    std::string p = replace_once(pkl, "FloatStorage", "ByteStorage");
+    for (const auto& [from, to] : {std::pair{std::string("K\x18t", 3), std::string("K\x60t", 3)},
+                                   std::pair{std::string("K\x01t", 3), std::string("K\x04t", 3)}})
+      for (std::size_t at = p.find(from); at != std::string::npos; at = p.find(from, at + 3)) p.replace(at, 3, to);
+    const std::string path = tmp("bytes.pt");
+    heed_test::spit(path, zip(with_pickle(p)));
+    io::TorchFile f(path);
+    CHECK(f.names().empty());
+    CHECK(f.skipped() == std::vector<std::string>{"a", "row", "rows", "col", "t", "exp"});
+    // 24 elements of one byte would need 24 bytes; the entry has 96.
+    const std::string q = replace_once(pkl, "FloatStorage", "BoolStorage");
+    CHECK(contains(error_for(zip(with_pickle(q))), "storage '0' of 24 BoolStorage elements needs 24 bytes, but its zip entry has 96"));
   }
   SUBCASE("more than 64 dimensions") {
     std::string ones = "(";

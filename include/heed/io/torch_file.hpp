@@ -25,8 +25,9 @@
 //    checked against a whitelist when it is read, before anything could use it: collections
 //    OrderedDict, torch._utils _rebuild_tensor_v2 and _rebuild_parameter, and torch
 //    {Float,Double,Half,BFloat16,Long,Int}Storage (F32, F64, F16, BF16, I64, I32). The other
-//    torch storages are named as unsupported dtypes; anything else (posix system, builtins
-//    eval, ...) is refused by name. Nothing is ever called: REDUCE interprets these four only.
+//    torch storages (Byte, Bool, Char, Short, Complex*, QInt*, Float8*) are read and checked
+//    the same way, and their tensors skipped; anything else (posix system, builtins eval, ...)
+//    is refused by name. Nothing is ever called: REDUCE interprets these four only.
 //    BINPERSID loads ('storage', type, key, location, numel): <prefix>/data/<key> must hold
 //    exactly numel elements. _rebuild_tensor_v2 checks the view: offset, sizes and strides
 //    non-negative integers, the element count and the last element overflow-checked, the last
@@ -35,7 +36,8 @@
 //    optimizer's state); nested dicts flattened with '.' ("model.fc1.weight"), at most 100
 //    deep, a dict reached twice (a cycle, or shared) refused, the names' total bytes at most
 //    16 times data.pkl's size + 1 MiB; every other value (numbers,
-//    strings, None, lists and tuples, tensors inside lists) skipped and named in skipped().
+//    strings, None, lists and tuples, tensors inside lists, tensors of the other storages)
+//    skipped and named in skipped().
 //    Two tensors of one flattened name are refused (index()).
 //
 // Memory: the file is read once into data_ (after the zip's structure and data.pkl have been
@@ -131,10 +133,17 @@ struct StorageType {
 inline constexpr StorageType kStorages[] = {
     {"FloatStorage", Dtype::F32}, {"DoubleStorage", Dtype::F64}, {"HalfStorage", Dtype::F16},
     {"BFloat16Storage", Dtype::BF16}, {"LongStorage", Dtype::I64}, {"IntStorage", Dtype::I32}};
-inline constexpr const char* kUnsupportedStorages[] = {
-    "ByteStorage", "CharStorage", "ShortStorage", "BoolStorage", "ComplexFloatStorage",
-    "ComplexDoubleStorage", "ComplexHalfStorage", "QInt8Storage", "QUInt8Storage", "QInt32Storage",
-    "QUInt4x2Storage", "QUInt2x4Storage", "UntypedStorage", "Float8_e5m2Storage", "Float8_e4m3fnStorage"};
+// Read for their sizes and checked like the others, but their tensors are skipped (named in
+// skipped()): a state_dict with a bool mask or a uint8 buffer still loads its float weights.
+struct UnsupportedStorage {
+  const char* name;
+  std::uint64_t element_size;
+};
+inline constexpr UnsupportedStorage kUnsupportedStorages[] = {
+    {"ByteStorage", 1},          {"CharStorage", 1},         {"ShortStorage", 2},    {"BoolStorage", 1},
+    {"ComplexFloatStorage", 8},  {"ComplexDoubleStorage", 16}, {"ComplexHalfStorage", 4},
+    {"QInt8Storage", 1},         {"QUInt8Storage", 1},       {"QInt32Storage", 4},   {"QUInt4x2Storage", 1},
+    {"QUInt2x4Storage", 1},      {"Float8_e5m2Storage", 1},  {"Float8_e4m3fnStorage", 1}};
 
 // The pickle machine's values. Containers hold indices into the machine's object table, so
 // sharing (the memo) works as in Python and nothing is destroyed recursively.
@@ -163,6 +172,7 @@ struct Obj {
   std::int64_t i = 0;  // Int, Bool; Str: index into strs; Global: Global; Storage/Tensor: index
   double f = 0;
   Dtype dtype = Dtype::F32;            // Global StorageType
+  int unsupported = -1;                // Global StorageType: index into kUnsupportedStorages
   std::vector<std::uint32_t> items;    // Tuple, List; Dict: key, value, key, value, ...
 };
 
@@ -171,10 +181,13 @@ struct StorageRec {
   std::uint64_t data;   // file offset of its bytes
   std::uint64_t numel;
   std::string key;
+  int unsupported = -1;  // index into kUnsupportedStorages: its tensors are skipped
+  std::uint64_t element_size = 0;
 };
 
 struct TensorRec {
   std::uint32_t storage;
+  int unsupported = -1;
   Dtype dtype;
   std::vector<std::uint64_t> shape, stride;
   std::uint64_t offset = 0, numel = 0;
@@ -211,8 +224,9 @@ class TorchFile : public TensorFile {
 
   const char* format() const override { return "torch.save"; }
 
-  // The dotted names of the values that are not tensors (numbers, strings, None, lists and
-  // tuples, tensors inside lists), in the file's order: a checkpoint's "epoch", "lr", ...
+  // The dotted names of the values that are not tensors heed reads (numbers, strings, None,
+  // lists and tuples, tensors inside lists, bool/uint8/complex/... tensors), in the file's
+  // order: a checkpoint's "epoch", "lr", a model's bool "mask" buffer...
   const std::vector<std::string>& skipped() const { return skipped_; }
 
  private:
@@ -694,14 +708,13 @@ class TorchFile : public TensorFile {
           o.dtype = t.dtype;
           known = true;
         }
-      if (!known) {
-        for (const char* u : kUnsupportedStorages)
-          if (parts[1] == u)
-            fail_at(at, "global " + shown +
-                            ": a storage of a dtype heed does not support (supported: FloatStorage, DoubleStorage, "
-                            "HalfStorage, BFloat16Storage, LongStorage, IntStorage)");
-        fail_at(at, "global " + shown + " is not allowed (not one torch.save's state_dicts use)");
-      }
+      for (std::size_t u = 0; !known && u < std::size(kUnsupportedStorages); ++u)
+        if (parts[1] == kUnsupportedStorages[u].name) {
+          o.i = static_cast<std::int64_t>(Global::StorageType);
+          o.unsupported = static_cast<int>(u);
+          known = true;
+        }
+      if (!known) fail_at(at, "global " + shown + " is not allowed (not one torch.save's state_dicts use)");
     } else {
       fail_at(at, "global " + shown +
                       " is not allowed: only collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
@@ -711,6 +724,10 @@ class TorchFile : public TensorFile {
   }
 
   bool is(std::uint32_t k, Kind kind) const { return objs_[k].kind == kind; }
+  template <class R>  // Obj (a storage class) or StorageRec
+  static std::string storage_dtype(const R& r) {
+    return r.unsupported >= 0 ? std::string(detail_torch::kUnsupportedStorages[r.unsupported].name) : dtype_name(r.dtype);
+  }
   const std::string& s_of(std::uint32_t k) const { return strs_[static_cast<std::size_t>(objs_[k].i)]; }
 
   // BINPERSID ('storage', storage_type, key, location, numel): <prefix>/data/<key>.
@@ -737,19 +754,21 @@ class TorchFile : public TensorFile {
     }
     if (known != storage_by_str_.end()) {
       const StorageRec& s = storages_[known->second];
-      if (s.dtype != type.dtype || s.numel != numel)
-        fail("storage '" + printable_name(key) + "' is used as " + std::to_string(numel) + " " + dtype_name(type.dtype) +
-             " and as " + std::to_string(s.numel) + " " + dtype_name(s.dtype) + " elements");
+      if (s.dtype != type.dtype || s.unsupported != type.unsupported || s.numel != numel)
+        fail("storage '" + printable_name(key) + "' is used as " + std::to_string(numel) + " " + storage_dtype(type) +
+             " and as " + std::to_string(s.numel) + " " + storage_dtype(s) + " elements");
       return add(Kind::Storage, static_cast<std::int64_t>(known->second));
     }
     const ZipEntry* e = entry("data/" + key);
     if (e == nullptr) fail("storage '" + printable_name(key) + "': no zip entry " + printable_name(prefix_) + "data/" + printable_name(key));
+    const std::uint64_t es =
+        type.unsupported >= 0 ? kUnsupportedStorages[type.unsupported].element_size : dtype_size(type.dtype);
     std::uint64_t bytes = 0;
-    if (!detail_tensor::mul(numel, dtype_size(type.dtype), bytes) || bytes != e->size)
-      fail("storage '" + printable_name(key) + "' of " + std::to_string(numel) + " " + dtype_name(type.dtype) +
+    if (!detail_tensor::mul(numel, es, bytes) || bytes != e->size)
+      fail("storage '" + printable_name(key) + "' of " + std::to_string(numel) + " " + storage_dtype(type) +
            " elements needs " + (bytes || !numel ? std::to_string(bytes) : std::string("more than 2^64")) +
            " bytes, but its zip entry has " + std::to_string(e->size));
-    storages_.push_back({type.dtype, e->data, numel, key});
+    storages_.push_back({type.dtype, e->data, numel, key, type.unsupported, es});
     const auto idx = static_cast<std::uint32_t>(storages_.size() - 1);
     storage_by_key_.emplace(key, idx);
     storage_by_str_.emplace(key_str, idx);
@@ -804,6 +823,7 @@ class TorchFile : public TensorFile {
     t.storage = static_cast<std::uint32_t>(objs_[a[0]].i);
     const StorageRec& s = storages_[t.storage];
     t.dtype = s.dtype;
+    t.unsupported = s.unsupported;
     t.offset = static_cast<std::uint64_t>(objs_[a[1]].i);
     t.shape = dims(a[2], "size");
     t.stride = dims(a[3], "stride");
@@ -811,9 +831,11 @@ class TorchFile : public TensorFile {
                              printable_name(s.key) + "'";
     if (t.stride.size() != t.shape.size())
       fail("data.pkl: " + what + " has " + std::to_string(t.stride.size()) + " strides");
-    std::uint64_t bytes = 0;
-    if (!detail_tensor::nbytes(t.shape, t.dtype, bytes)) fail("data.pkl: " + what + ": the element count overflows 64 bits");
-    t.numel = bytes / dtype_size(t.dtype);
+    std::uint64_t numel = 1, bytes = 0;
+    for (std::uint64_t d : t.shape)
+      if (!detail_tensor::mul(numel, d, numel)) fail("data.pkl: " + what + ": the element count overflows 64 bits");
+    if (!detail_tensor::mul(numel, s.element_size, bytes)) fail("data.pkl: " + what + ": the element count overflows 64 bits");
+    t.numel = numel;
     if (t.numel > 0) {
       std::uint64_t last = t.offset, expect = 1;
       for (std::size_t k = t.shape.size(); k-- > 0;) {
@@ -877,7 +899,9 @@ class TorchFile : public TensorFile {
              " is " + kind_name(objs_[key].kind) + (fr.depth > 1 ? ", not a str or an int" : ", not a str"));
       }
       const Obj& v = objs_[val];
-      if (v.kind == Kind::Tensor) {
+      if (v.kind == Kind::Tensor && tensors_[static_cast<std::size_t>(v.i)].unsupported >= 0) {
+        skipped_.push_back(std::move(name));  // a bool mask, a uint8 buffer: not weights heed reads
+      } else if (v.kind == Kind::Tensor) {
         const TensorRec& t = tensors_[static_cast<std::size_t>(v.i)];
         TensorInfo info;
         info.name = std::move(name);
