@@ -65,30 +65,26 @@ class RegularFile {
   // Reads exactly n bytes at the current position; a file that ends early (it shrank after
   // size() was taken) is an IoError, as is any read error.
   void read_exact(void* dst, std::uint64_t n, const char* what) {
-    auto* p = static_cast<char*>(dst);
-    std::uint64_t done = 0;
-    while (done < n) {
-      const std::uint64_t chunk = std::min<std::uint64_t>(n - done, 1u << 30);
-      const ssize_t got = ::read(fd_, p + done, static_cast<std::size_t>(chunk));
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        fail_errno((std::string("read of the ") + what + " failed").c_str());
-      }
-      if (got == 0)
-        throw IoError(ctx_ + ": read of the " + what + " ended after " + std::to_string(done) +
-                      " of " + std::to_string(n) + " bytes (the file shrank while being read)");
-      done += static_cast<std::uint64_t>(got);
-    }
+    read_loop(dst, n, what, [this](char* p, std::size_t k, std::uint64_t) { return ::read(fd_, p, k); });
   }
 
   // Reads exactly n bytes at `offset` (pread: the position read_exact uses is not moved);
   // the caller checks offset + n against size() first. Errors as read_exact's.
   void read_at(std::uint64_t offset, void* dst, std::uint64_t n, const char* what) {
+    read_loop(dst, n, what, [this, offset](char* p, std::size_t k, std::uint64_t done) {
+      return ::pread(fd_, p, k, static_cast<off_t>(offset + done));
+    });
+  }
+
+ private:
+  // Calls read_some(dst + done, chunk, done) until n bytes are in, retrying EINTR.
+  template <class ReadSome>
+  void read_loop(void* dst, std::uint64_t n, const char* what, ReadSome read_some) {
     auto* p = static_cast<char*>(dst);
     std::uint64_t done = 0;
     while (done < n) {
       const std::uint64_t chunk = std::min<std::uint64_t>(n - done, 1u << 30);
-      const ssize_t got = ::pread(fd_, p + done, static_cast<std::size_t>(chunk), static_cast<off_t>(offset + done));
+      const ssize_t got = read_some(p + done, static_cast<std::size_t>(chunk), done);
       if (got < 0) {
         if (errno == EINTR) continue;
         fail_errno((std::string("read of the ") + what + " failed").c_str());
@@ -100,7 +96,6 @@ class RegularFile {
     }
   }
 
- private:
   [[noreturn]] void fail_errno(const char* what) const {
     throw IoError(ctx_ + ": " + what + ": " + std::strerror(errno));
   }
