@@ -90,14 +90,12 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-using Net = examples::MnistNet<Scalar>;
+using Net = heed::Sequential<Scalar>;
 
 // The article's initialisation from `seed`; dropout 0.1 after each hidden ReLU if `dropout`.
 Net make_model(bool dropout, std::uint64_t seed) {
   heed::Generator gen(seed);
-  Net m(gen, dropout ? 0.1 : 0.0, seed);
-  m.requires_input_grad(false);  // nobody needs d(loss)/d(pixels)
-  return m;
+  return examples::mnist_net<Scalar>(gen, dropout ? 0.1 : 0.0, seed);
 }
 
 // Logits for every row of `images`, in batches, in eval mode.                          (N, 10)

@@ -4,6 +4,7 @@
 #include <heed/heed.hpp>
 #include <heed/testing/gradcheck.hpp>
 
+#include "common/errors.hpp"
 #include "common/helpers.hpp"
 
 using heed::Index;
@@ -129,4 +130,25 @@ TEST_CASE("ModuleList: children by position, typed access, eval reaches every el
   any.emplace<heed::Embedding<double>>(5, 2);
   CHECK(any.num_parameters() == 10);
   CHECK(heed::summary(net).find("  (layers): ModuleList\n    (0): Linear(in_features=3") != std::string::npos);
+}
+
+TEST_CASE("Sequential: named modules give PyTorch's OrderedDict keys; bad names are refused") {
+  heed::Generator g(3);
+  heed::Sequential<double> net;
+  net.emplace_named<heed::Linear<double>>("fc1", 4, 3, true, g);
+  net.emplace_named<heed::ReLU<double>>("relu1");
+  net.emplace<heed::Linear<double>>(3, 2, true, g);  // unnamed: its index, as append
+  const auto keys = net.state_dict().keys();
+  CHECK(keys == std::vector<std::string>{"fc1.weight", "fc1.bias", "2.weight", "2.bias"});
+  const Matrix<double> x = heed_test::randn<double>(5, 4, 4);
+  CHECK(net.forward(x).cols() == 2);
+  const auto err = [&](auto f) { return heed_test::error_of<heed::ValueError>(f); };
+  CHECK(err([&] { net.emplace_named<heed::ReLU<double>>("fc1"); }) == "Sequential: a module is already named 'fc1'");
+  CHECK(err([&] { net.emplace_named<heed::ReLU<double>>("a.b"); }) ==
+        "Sequential: module name 'a.b' is empty or contains '.'");
+  CHECK(err([&] { net.emplace_named<heed::ReLU<double>>(""); }) == "Sequential: module name '' is empty or contains '.'");
+  // A name that an unnamed module's index would take later is refused then.
+  net.emplace_named<heed::ReLU<double>>("4");
+  CHECK(err([&] { net.emplace<heed::ReLU<double>>(); }) == "Sequential: a module is already named '4'");
+  CHECK(net.size() == 4);
 }

@@ -1,6 +1,8 @@
 #pragma once
 // Sequential: modules applied in order; backward runs them in reverse. Parameter names are
-// prefixed by the module's index ("0.weight", "2.bias"), as PyTorch's nn.Sequential state_dict.
+// prefixed by the module's name, its index by default ("0.weight", "2.bias"), as PyTorch's
+// nn.Sequential state_dict; add(name, m) / emplace_named<M>(name, ...) name it as
+// nn.Sequential(OrderedDict(...)) or add_module does ("fc1.weight").
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -36,10 +38,29 @@ class Sequential : public Module<T> {
     return ref;
   }
 
-  Module<T>& add(std::unique_ptr<Module<T>> m) {
+  // The same under a name of its own: net.emplace_named<Linear<float>>("fc1", 784, 256).
+  template <class M, class... Args>
+  M& emplace_named(std::string name, Args&&... args) {
+    auto m = std::make_unique<M>(std::forward<Args>(args)...);
+    M& ref = *m;
+    add(std::move(name), std::move(m));
+    return ref;
+  }
+
+  // Appends m under its index ("3"), as nn.Sequential.append.
+  Module<T>& add(std::unique_ptr<Module<T>> m) { return add(std::to_string(modules_.size()), std::move(m)); }
+
+  // Appends m as `name`; a name that is empty, holds a '.', or is taken is a ValueError
+  // (PyTorch's add_module refuses the first two; the third would make two children one).
+  Module<T>& add(std::string name, std::unique_ptr<Module<T>> m) {
     if (!m) throw ValueError("Sequential: add() got a null module");
+    if (name.empty() || name.find('.') != std::string::npos)
+      throw ValueError("Sequential: module name '" + name + "' is empty or contains '.'");
+    for (const std::string& n : names_)
+      if (n == name) throw ValueError("Sequential: a module is already named '" + name + "'");
     m->train(this->training_);  // a module added to an eval()'d Sequential is in eval mode
     modules_.push_back(std::move(m));
+    names_.push_back(std::move(name));
     sync_input_grad();
     return *modules_.back();
   }
@@ -63,10 +84,11 @@ class Sequential : public Module<T> {
     return *g;
   }
 
-  // Children "0", "1", ...: parameter names "0.weight", "2.bias" as nn.Sequential's.
+  // Children by name, "0", "1", ... unless named: parameter names "0.weight", "2.bias" (or
+  // "fc1.weight") as nn.Sequential's.
   Children<T> children() override {
     Children<T> c;
-    for (std::size_t i = 0; i < modules_.size(); ++i) c.emplace_back(std::to_string(i), modules_[i].get());
+    for (std::size_t i = 0; i < modules_.size(); ++i) c.emplace_back(names_[i], modules_[i].get());
     return c;
   }
 
@@ -107,6 +129,7 @@ class Sequential : public Module<T> {
       modules_[i]->requires_input_grad(i == 0 ? this->input_grad_ : true);
   }
   std::vector<std::unique_ptr<Module<T>>> modules_;
+  std::vector<std::string> names_;  // one per module
 };
 
 }  // namespace heed

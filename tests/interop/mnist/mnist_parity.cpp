@@ -73,8 +73,7 @@ bool run(const heed::io::Safetensors& ref, const heed::MnistData& mnist, const O
                             " and input_lut of 256");
 
   heed::Generator gen(0);  // replaced by the file's weights
-  examples::MnistNet<T> model(gen);
-  model.requires_input_grad(false);
+  heed::Sequential<T> model = examples::mnist_net<T>(gen);
   // The weights by name; the file's other tensors (order, losses, ...) are not weights.
   heed::load_weights(model, ref, {.rename = [](const std::string& k) { return k.starts_with("fc") ? k : ""; }});
   heed::Adam<T> optimizer(model.parameters(), heed::AdamOptions<T>{.lr = T(1e-3)});
