@@ -83,9 +83,10 @@ TEST_CASE_TEMPLATE("save_safetensors(model) writes PyTorch's names, shapes and d
   CHECK(f.metadata().at("format") == "pt");
   CHECK(f.names() == std::vector<std::string>{"fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight", "norm.bias",
                                               "norm.weight"});
-  for (const auto& [name, shape] : kNetShapes) {
+  for (const auto& entry : kNetShapes) {  // no structured binding: clang 14 cannot CAPTURE one
+    const std::string& name = entry.first;
     CAPTURE(name);
-    CHECK(f.shape(name) == shape);
+    CHECK(f.shape(name) == entry.second);
     CHECK(f.dtype(name) == (std::is_same_v<T, float> ? io::Dtype::F32 : io::Dtype::F64));
   }
   // fc1.weight is (out, in) row-major, as nn.Linear's.
