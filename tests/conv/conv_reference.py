@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference fixtures for heed's Conv2d / Conv1d, read by tests/conv/test_conv.cpp.
+"""PyTorch reference fixtures for heed's image and sequence layers (tests/conv/): Conv2d, Conv1d.
 
 For each configuration in CONFIGS this builds the PyTorch module (PyTorch's own init, seed 0,
 then .double() for the float64 files), runs it on a fixed N(0, 1) input and backpropagates a
@@ -7,7 +7,7 @@ fixed N(0, 1) upstream gradient, and writes data/<name>_<f32|f64>.safetensors ho
 
   * the module's state_dict ("weight" (O, C/g, kh, kw) or (O, C/g, k), "bias" (O,));
   * "__input__.x"  (N, C, H, W) or (N, C, L), and "__input__.dy" shaped like the output;
-  * "__output__.y", "__output__.dx", "__output__.dweight", "__output__.dbias" (if any).
+  * "__output__.y", "__output__.dx", and "__output__.d<name>" for every parameter.
 
 The C++ test builds the same configuration, loads the file with heed::load_weights (skipping
 the "__" names), and compares y and every gradient. Deterministic: run it again and the bytes
@@ -28,28 +28,27 @@ from modules_reference import write_safetensors  # noqa: E402
 DATA = os.path.join(HERE, "data")
 N = 3
 
-# name: (constructor, input spatial shape); the C++ test mirrors each line.
+# name: (constructor, input shape of one sample); the C++ test mirrors each line.
 CONFIGS = {
-    "plain": (lambda: nn.Conv2d(2, 3, 3), (6, 7)),
-    "stride2_pad1": (lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1), (7, 8)),
-    "dilation2": (lambda: nn.Conv2d(2, 3, (3, 2), dilation=2), (8, 9)),
-    "groups2": (lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2), (5, 6)),
-    "same_even": (lambda: nn.Conv2d(2, 3, (4, 2), padding="same"), (6, 5)),
-    "nobias": (lambda: nn.Conv2d(2, 3, 3, bias=False), (5, 5)),
-    "conv1d": (lambda: nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2), (11,)),
-    "conv1d_same_groups": (lambda: nn.Conv1d(4, 6, 4, padding="same", groups=2), (9,)),
+    "plain": (lambda: nn.Conv2d(2, 3, 3), (2, 6, 7)),
+    "stride2_pad1": (lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1), (3, 7, 8)),
+    "dilation2": (lambda: nn.Conv2d(2, 3, (3, 2), dilation=2), (2, 8, 9)),
+    "groups2": (lambda: nn.Conv2d(4, 6, 3, padding=1, groups=2), (4, 5, 6)),
+    "same_even": (lambda: nn.Conv2d(2, 3, (4, 2), padding="same"), (2, 6, 5)),
+    "nobias": (lambda: nn.Conv2d(2, 3, 3, bias=False), (2, 5, 5)),
+    "conv1d": (lambda: nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2), (3, 11)),
+    "conv1d_same_groups": (lambda: nn.Conv1d(4, 6, 4, padding="same", groups=2), (4, 9)),
 }
 FLOAT32 = {"plain", "groups2"}
 
 
 def fixture(name, dtype):
-    make, spatial = CONFIGS[name]
+    make, shape = CONFIGS[name]
     torch.manual_seed(0)
     m = make()
     if dtype == torch.float64:
         m = m.double()
-    cin = m.in_channels
-    x = torch.randn(N, cin, *spatial, dtype=dtype, requires_grad=True)
+    x = torch.randn(N, *shape, dtype=dtype, requires_grad=True)
     y = m(x)
     dy = torch.randn(y.shape, dtype=dtype)
     y.backward(dy)
@@ -58,9 +57,8 @@ def fixture(name, dtype):
     t["__input__.dy"] = dy
     t["__output__.y"] = y.detach()
     t["__output__.dx"] = x.grad
-    t["__output__.dweight"] = m.weight.grad
-    if m.bias is not None:
-        t["__output__.dbias"] = m.bias.grad
+    for pname, p in m.named_parameters():
+        t["__output__.d" + pname] = p.grad
     suffix = "f64" if dtype == torch.float64 else "f32"
     path = os.path.join(DATA, f"{name}_{suffix}.safetensors")
     size = write_safetensors(path, t)
