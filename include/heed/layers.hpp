@@ -1,9 +1,11 @@
 #pragma once
 // All of heed/layers/.
+#include "layers/batch_norm.hpp"
 #include "layers/conv.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
 #include "layers/embedding.hpp"
+#include "layers/flatten.hpp"
 #include "layers/gru.hpp"
 #include "layers/layer_norm.hpp"
 #include "layers/linear.hpp"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch reference fixtures for heed's image and sequence layers (tests/conv/): Conv2d, Conv1d.
+"""PyTorch reference fixtures for heed's image and sequence layers (tests/conv/): Conv2d, Conv1d,
+BatchNorm1d, BatchNorm2d.
 
 For each configuration in CONFIGS this builds the PyTorch module (PyTorch's own init, seed 0,
 then .double() for the float64 files), runs it on a fixed N(0, 1) input and backpropagates a
@@ -7,7 +8,12 @@ fixed N(0, 1) upstream gradient, and writes data/<name>_<f32|f64>.safetensors ho
 
   * the module's state_dict ("weight" (O, C/g, kh, kw) or (O, C/g, k), "bias" (O,));
   * "__input__.x"  (N, C, H, W) or (N, C, L), and "__input__.dy" shaped like the output;
-  * "__output__.y", "__output__.dx", and "__output__.d<name>" for every parameter.
+  * "__output__.y", "__output__.dx", and "__output__.d<name>" for every parameter;
+  * "__output__.<name>" for every buffer after the forward (BatchNorm's running statistics).
+
+The state_dict is the one before the forward. A BatchNorm gets random weight, bias and running
+statistics first (num_batches_tracked 3), so that every term is exercised; "_eval" configs run
+in eval mode.
 
 The C++ test builds the same configuration, loads the file with heed::load_weights (skipping
 the "__" names), and compares y and every gradient. Deterministic: run it again and the bytes
@@ -38,8 +44,29 @@ CONFIGS = {
     "nobias": (lambda: nn.Conv2d(2, 3, 3, bias=False), (2, 5, 5)),
     "conv1d": (lambda: nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2), (3, 11)),
     "conv1d_same_groups": (lambda: nn.Conv1d(4, 6, 4, padding="same", groups=2), (4, 9)),
+    "bn2d": (lambda: randomized(nn.BatchNorm2d(3)), (3, 4, 5)),
+    "bn2d_eval": (lambda: randomized(nn.BatchNorm2d(3)).eval(), (3, 4, 5)),
+    "bn2d_cumulative": (lambda: randomized(nn.BatchNorm2d(2, momentum=None, eps=1e-3)), (2, 3, 3)),
+    "bn2d_noaffine": (lambda: randomized(nn.BatchNorm2d(2, affine=False)), (2, 3, 4)),
+    "bn2d_nostats_eval": (lambda: randomized(nn.BatchNorm2d(2, track_running_stats=False)).eval(), (2, 3, 4)),
+    "bn1d": (lambda: randomized(nn.BatchNorm1d(4)), (4,)),
+    "bn1d_seq": (lambda: randomized(nn.BatchNorm1d(3, momentum=0.3)), (3, 5)),
 }
-FLOAT32 = {"plain", "groups2"}
+FLOAT32 = {"plain", "groups2", "bn2d"}
+TORCH_SAVE = {"bn2d"}  # also written with torch.save: num_batches_tracked as a LongStorage
+
+
+def randomized(m):
+    """A BatchNorm with random affine parameters and running statistics (those it has)."""
+    with torch.no_grad():
+        if m.affine:
+            m.weight.normal_()
+            m.bias.normal_()
+        if m.track_running_stats:
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.num_batches_tracked.fill_(3)
+    return m
 
 
 def fixture(name, dtype):
@@ -49,17 +76,21 @@ def fixture(name, dtype):
     if dtype == torch.float64:
         m = m.double()
     x = torch.randn(N, *shape, dtype=dtype, requires_grad=True)
+    t = {k: v.clone() for k, v in m.state_dict().items()}  # before the forward
     y = m(x)
     dy = torch.randn(y.shape, dtype=dtype)
     y.backward(dy)
-    t = dict(m.state_dict())
     t["__input__.x"] = x.detach()
     t["__input__.dy"] = dy
     t["__output__.y"] = y.detach()
     t["__output__.dx"] = x.grad
     for pname, p in m.named_parameters():
         t["__output__.d" + pname] = p.grad
+    for bname, b in m.named_buffers():
+        t["__output__." + bname] = b
     suffix = "f64" if dtype == torch.float64 else "f32"
+    if name in TORCH_SAVE and dtype == torch.float64:  # the same state_dict as torch.save writes it
+        torch.save({k: v for k, v in t.items() if not k.startswith("__")}, os.path.join(DATA, f"{name}_{suffix}.pt"))
     path = os.path.join(DATA, f"{name}_{suffix}.safetensors")
     size = write_safetensors(path, t)
     print(f"{path}: {size} bytes, y {tuple(y.shape)}")

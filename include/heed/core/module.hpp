@@ -65,10 +65,28 @@ struct Buffer {
   std::string name;
   Matrix<T>* value = nullptr;
   std::vector<Index> shape;  // as Parameter::shape
+  // A count PyTorch keeps as a 0-D int64 tensor (BatchNorm's num_batches_tracked), held here
+  // as a (1, 1) matrix of T: PyTorch's shape is (), heed::save_safetensors writes it as I64 and
+  // heed::load_weights reads an integer (or float) tensor into it. Exact up to 2^24 in float.
+  bool count = false;
 
   Buffer() = default;
   Buffer(std::string n, Matrix<T>* v, std::vector<Index> s = {}) : name(std::move(n)), value(v), shape(std::move(s)) {}
 };
+
+// A (1, n) row PyTorch stores 1-D as (n,): running statistics.
+template <typename T>
+Buffer<T> vector_buffer(std::string name, Matrix<T>* value) {
+  return {std::move(name), value, {value->cols()}};
+}
+
+// A (1, 1) count PyTorch stores as a 0-D int64 tensor; see Buffer::count.
+template <typename T>
+Buffer<T> count_buffer(std::string name, Matrix<T>* value) {
+  Buffer<T> b(std::move(name), value);
+  b.count = true;
+  return b;
+}
 
 // A (1, n) row PyTorch stores 1-D as (n,): biases, norm scales and shifts.
 template <typename T>
@@ -76,9 +94,12 @@ Parameter<T> vector_parameter(std::string name, Matrix<T>* value, Matrix<T>* gra
   return {std::move(name), value, grad, {value->cols()}};
 }
 
-// The shape PyTorch gives a parameter or buffer: its declared shape, else (rows, cols).
+// The shape PyTorch gives a parameter or buffer: its declared shape, else (rows, cols); () for
+// a count.
 template <class Item>
 std::vector<Index> torch_shape(const Item& item) {
+  if constexpr (requires { item.count; })
+    if (item.count) return {};
   if (!item.shape.empty()) return item.shape;
   return {item.value->rows(), item.value->cols()};
 }

@@ -14,9 +14,12 @@
 // on any error the model is unchanged. Values convert to the model's scalar (F64 to float
 // rounds; a finite value beyond float's range is a ValueError naming the element).
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -107,10 +110,11 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, 
     std::string name;
     Matrix<T>* value;
     std::vector<Index> shape;  // PyTorch's
+    bool count = false;        // a 0-D int64 count (Buffer::count): integer or float in the file
   };
   std::vector<Target> targets;
   for (const auto& p : model.parameters()) targets.push_back({p.name, p.value, torch_shape(p)});
-  for (const auto& b : model.buffers()) targets.push_back({b.name, b.value, torch_shape(b)});
+  for (const auto& b : model.buffers()) targets.push_back({b.name, b.value, torch_shape(b), b.count});
 
   // The model's name of each file tensor that is read (rename is called once per tensor).
   std::map<std::string, const io::TensorInfo*> by_key;
@@ -144,7 +148,7 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, 
     }
     const io::TensorInfo& t = *it->second;
     const std::string shown = "'" + tg.name + "'" + (t.name == tg.name ? "" : " (file '" + io::printable_name(t.name) + "')");
-    if (!io::dtype_is_float(t.dtype)) {
+    if (!io::dtype_is_float(t.dtype) && !tg.count) {
       problems.push_back(shown + " is " + io::dtype_name(t.dtype) + ", expected a float dtype");
       continue;
     }
@@ -172,7 +176,18 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, 
   StateDict<T> dict;
   for (const Target& tg : targets)
     if (const auto it = by_key.find(tg.name); it != by_key.end()) {
-      Matrix<T> m = file.matrix<T>(it->second->name);
+      const io::TensorInfo& t = *it->second;
+      Matrix<T> m;
+      if (io::dtype_is_float(t.dtype)) {
+        m = file.matrix<T>(t.name);
+      } else {  // a count: one integer, exact in T
+        const std::int64_t v = file.integers(t.name).at(0);  // shape () checked above: one element
+        constexpr auto exact = std::int64_t{1} << std::numeric_limits<T>::digits;
+        if (v < -exact || v > exact)
+          throw ValueError("load_weights: " + file.path() + ": '" + tg.name + "' = " + std::to_string(v) +
+                           " is not exact in " + (std::is_same_v<T, float> ? "float" : "double"));
+        m = Matrix<T>::Constant(1, 1, static_cast<T>(v));
+      }
       m.resize(tg.value->rows(), tg.value->cols());  // same size, row-major: (n,) -> (1, n) keeps the order
       dict.insert(tg.name, std::move(m));
     }
@@ -199,7 +214,17 @@ void save_safetensors(ModuleBase<T>& model, const std::string& path, std::map<st
     entries.push_back(io::safetensors_entry(item.name, *item.value, std::vector<std::uint64_t>(s.begin(), s.end())));
   };
   for (const auto& p : model.parameters()) add(p);
-  for (const auto& b : model.buffers()) add(b);
+  const auto buffers = model.buffers();
+  std::vector<std::int64_t> counts;  // the I64 bytes of every count, alive until written
+  counts.reserve(buffers.size());    // no reallocation: entries view these elements
+  for (const auto& b : buffers) {
+    if (!b.count) {
+      add(b);
+      continue;
+    }
+    counts.push_back(static_cast<std::int64_t>(std::llround((*b.value)(0, 0))));
+    entries.push_back({b.name, io::Dtype::I64, {}, {reinterpret_cast<const char*>(&counts.back()), 8}});
+  }
   io::save_safetensors(path, entries, metadata);
 }
 

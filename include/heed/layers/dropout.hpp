@@ -1,6 +1,8 @@
 #pragma once
 // Dropout (inverted): in training, y = x .* m / (1 - p) with m_ij ~ Bernoulli(1 - p);
 // in eval mode, y = x. Backward: dx = dy .* m / (1 - p).
+// Dropout2d: the same with one m per (sample, channel), as torch.nn.Dropout2d: whole feature
+// maps are dropped.
 #include <cmath>
 #include <cstdint>
 
@@ -100,6 +102,70 @@ class Dropout : public Module<T> {
   Matrix<T> mask_;  // (B, F)
   Matrix<T> y_;     // (B, F)
   Matrix<T> dx_;    // (B, F)
+};
+
+// torch.nn.Dropout2d(p) on (N, C*S) (S = H*W, channel c of sample n at columns [c*S, (c+1)*S)):
+// in training each of the N*C feature maps is zeroed with probability p and the others scaled by
+// 1/(1 - p); in eval mode y = x. PyTorch reads C from the tensor's shape; a heed matrix does not
+// carry it, so it is the constructor's `channels`.
+//   y_(n, c*S + s) = x_(n, c*S + s) m_nc / (1 - p)                                      (1)
+//   dx_(n, c*S + s) = dy_(n, c*S + s) m_nc / (1 - p)                                   d(1)
+template <typename T>
+class Dropout2d : public Module<T> {
+ public:
+  explicit Dropout2d(double p, Index channels, std::uint64_t seed = 0xD402) : p_(p), C_(channels), gen_(seed) {
+    detail::require(p >= 0.0 && p < 1.0, "Dropout2d", "p must be in [0, 1), got " + std::to_string(p));
+    detail::require(channels > 0, "Dropout2d", "channels must be positive, got " + std::to_string(channels));
+  }
+
+  const Matrix<T>& forward(const ConstRef<T>& x) override {
+    if (x.cols() == 0 || x.cols() % C_ != 0)
+      throw ShapeError("Dropout2d: input expected (N, " + std::to_string(C_) + "*S) with S >= 1 (channels " +
+                       std::to_string(C_) + "), got " + detail::shape_str(x.rows(), x.cols()));
+    rows_ = x.rows();
+    cols_ = x.cols();
+    active_ = this->training_ && p_ > 0.0;
+    if (!active_) {  // the identity, copied: the return is a Matrix&
+      y_ = x;
+      return y_;
+    }
+    detail::dropout_mask(mask_, x.rows(), C_, p_, gen_);  // (N, C): 0 or 1/(1-p)
+    apply(x, y_);                                          // (1)
+    return y_;
+  }
+
+  const Matrix<T>& backward(const ConstRef<T>& dy) override {
+    detail::require_forward(cols_ >= 0, "Dropout2d");
+    detail::check_shape("Dropout2d", "gradient", dy, rows_, cols_);
+    if (active_) apply(dy, dx_);  // d(1)
+    else dx_ = dy;
+    return dx_;
+  }
+
+  std::string name() const override { return "Dropout2d"; }
+  std::string extra_repr() const override { return "p=" + detail::num_repr(p_); }
+  Generator* local_generator() override { return &gen_; }
+  double p() const { return p_; }
+  Index channels() const { return C_; }
+
+ private:
+  // out = in with each (n, c) block of S columns times mask_(n, c).
+  void apply(const ConstRef<T>& in, Matrix<T>& out) const {
+    const Index S = in.cols() / C_;
+    out.resize(in.rows(), in.cols());
+    for (Index n = 0; n < in.rows(); ++n)
+      for (Index c = 0; c < C_; ++c)
+        out.row(n).segment(c * S, S) = in.row(n).segment(c * S, S) * mask_(n, c);
+  }
+
+  double p_;
+  Index C_;
+  Generator gen_;
+  bool active_ = false;
+  Index rows_ = -1, cols_ = -1;  // (N, C*S) of the last forward
+  Matrix<T> mask_;  // (N, C)
+  Matrix<T> y_;     // (N, C*S)
+  Matrix<T> dx_;    // (N, C*S)
 };
 
 }  // namespace heed
