@@ -25,3 +25,4 @@
 #include "attention/fused_attention.hpp"
 #include "attention/multihead_attention.hpp"
 #include "attention/self_attention.hpp"
+#include "attention/spatial_attention.hpp"

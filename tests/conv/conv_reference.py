@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch reference fixtures for heed's image and sequence layers (tests/conv/): Conv2d, Conv1d,
-BatchNorm1d, BatchNorm2d.
+BatchNorm1d, BatchNorm2d, SpatialAttention2d.
 
 For each configuration in CONFIGS this builds the PyTorch module (PyTorch's own init, seed 0,
 then .double() for the float64 files), runs it on a fixed N(0, 1) input and backpropagates a
@@ -51,9 +51,23 @@ CONFIGS = {
     "bn2d_nostats_eval": (lambda: randomized(nn.BatchNorm2d(2, track_running_stats=False)).eval(), (2, 3, 4)),
     "bn1d": (lambda: randomized(nn.BatchNorm1d(4)), (4,)),
     "bn1d_seq": (lambda: randomized(nn.BatchNorm1d(3, momentum=0.3)), (3, 5)),
+    "spatial7": (lambda: SpatialAttention(7), (4, 6, 5)),
+    "spatial3": (lambda: SpatialAttention(3), (3, 4, 4)),
 }
-FLOAT32 = {"plain", "groups2", "bn2d"}
+FLOAT32 = {"plain", "groups2", "bn2d", "spatial7"}
 TORCH_SAVE = {"bn2d"}  # also written with torch.save: num_batches_tracked as a LongStorage
+
+
+class SpatialAttention(nn.Module):
+    """CBAM's spatial attention, as heed::SpatialAttention2d (see its header)."""
+
+    def __init__(self, k=7):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, k, padding=k // 2, bias=False)
+
+    def forward(self, x):
+        a = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+        return x * torch.sigmoid(self.conv(a))
 
 
 def randomized(m):

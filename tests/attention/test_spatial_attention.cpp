@@ -1,0 +1,101 @@
+// SpatialAttention2d (CBAM's spatial attention): finite-difference gradients, PyTorch parity on
+// tests/conv/conv_reference.py's spatial* fixtures (the module is written out in that script),
+// the map it exposes, and bad input.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <heed/heed.hpp>
+#include <heed/testing/gradcheck.hpp>
+
+#include "common/helpers.hpp"
+
+using heed::Index;
+using heed::Matrix;
+using heed_test::randn;
+
+TEST_CASE("SpatialAttention2d: finite-difference gradients of input and conv weight (kernel 7 and 3)") {
+  for (Index k : {7, 3}) {
+    CAPTURE(k);
+    heed::Generator g(3);
+    heed::SpatialAttention2d<double> sa({.input = {5, 4}, .kernel_size = k}, g);
+    const Matrix<double> x = randn(2, 3 * 20, 9 + k);
+    const auto res = heed::testing::check_module(sa, x);
+    CHECK_MESSAGE(res.ok, res.detail);
+    CHECK(res.checked == x.size() + 2 * k * k);
+  }
+}
+
+TEST_CASE_TEMPLATE("SpatialAttention2d matches PyTorch: output, input gradient and conv weight gradient", T, float,
+                   double) {
+  const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+  struct Config {
+    const char* name;
+    Index k, H, W;
+  };
+  for (const Config& c : {Config{"spatial7", 7, 6, 5}, Config{"spatial3", 3, 4, 4}}) {
+    const std::string path = std::string(HEED_TEST_SOURCE_DIR) + "/conv/data/" + c.name +
+                             (std::is_same_v<T, float> ? "_f32" : "_f64") + ".safetensors";
+    if (!std::filesystem::exists(path)) continue;  // float32: spatial7 only
+    CAPTURE(path);
+    heed::SpatialAttention2d<T> sa({.input = {c.H, c.W}, .kernel_size = c.k});
+    heed::load_weights(sa, path, {.rename = [](const std::string& key) { return key.starts_with("__") ? std::string() : key; }});
+    heed::io::Safetensors f(path);
+    const Matrix<T> x = f.matrix<T>("__input__.x");
+    sa.zero_grad();
+    const Matrix<T> y = sa.forward(x);
+    const Matrix<T> dx = sa.backward(f.matrix<T>("__input__.dy"));
+    const Matrix<T> dw = f.matrix<T>("__output__.dconv.weight");
+    CHECK((y - f.matrix<T>("__output__.y")).cwiseAbs().maxCoeff() <= tol);
+    CHECK((dx - f.matrix<T>("__output__.dx")).cwiseAbs().maxCoeff() <= tol);
+    CHECK((sa.conv().parameters()[0].grad->template reshaped<Eigen::RowMajor>(1, dw.cols()) - dw).cwiseAbs().maxCoeff() <= tol);
+    MESSAGE(path << ": max |y - PyTorch| = " << (y - f.matrix<T>("__output__.y")).cwiseAbs().maxCoeff());
+  }
+}
+
+TEST_CASE("SpatialAttention2d: the map is sigmoid of the conv over [mean; max], every channel scaled by it") {
+  heed::Generator g(1);
+  heed::SpatialAttention2d<double> sa({.input = {3, 3}, .kernel_size = 3}, g);
+  sa.conv().weight().setZero();
+  sa.conv().weight()(0, 9 + 4) = 1.0;  // the max map's centre tap: s = max_c x
+  const Matrix<double> x = randn(2, 4 * 9, 5);
+  const Matrix<double> y = sa.forward(x);
+  const Matrix<double>& m = sa.attention_map();
+  REQUIRE(m.rows() == 2);
+  REQUIRE(m.cols() == 9);
+  for (Index n = 0; n < 2; ++n)
+    for (Index p = 0; p < 9; ++p) {
+      double mx = -1e300;
+      for (Index c = 0; c < 4; ++c) mx = std::max(mx, x(n, c * 9 + p));
+      CHECK(m(n, p) == doctest::Approx(1 / (1 + std::exp(-mx))).epsilon(1e-14));
+      for (Index c = 0; c < 4; ++c) CHECK(y(n, c * 9 + p) == doctest::Approx(x(n, c * 9 + p) * m(n, p)).epsilon(1e-14));
+    }
+  // Registered child: PyTorch's key and shape.
+  const auto ps = sa.parameters();
+  REQUIRE(ps.size() == 1);
+  CHECK(ps[0].name == "conv.weight");
+  CHECK(heed::torch_shape(ps[0]) == std::vector<Index>{1, 2, 3, 3});
+  CHECK(sa.extra_repr() == "kernel_size=3");
+  // NaN in a channel propagates through the max, as torch.amax.
+  Matrix<double> bad = x;
+  bad(0, 9 + 2) = std::numeric_limits<double>::quiet_NaN();
+  CHECK(std::isnan(sa.forward(bad)(0, 2)));
+}
+
+TEST_CASE("SpatialAttention2d refuses bad options and inputs, naming the shapes") {
+  CHECK_THROWS_WITH_AS(heed::SpatialAttention2d<float>({.input = {4, 4}, .kernel_size = 4}),
+                       "SpatialAttention2d: kernel_size must be odd and positive (the map keeps H x W), got 4",
+                       heed::ValueError);
+  CHECK_THROWS_WITH_AS(heed::SpatialAttention2d<float>({}),
+                       "SpatialAttention2d: input size must be positive, got (0, 0) (set the options' .input)",
+                       heed::ValueError);
+  heed::SpatialAttention2d<float> sa({.input = {4, 5}, .kernel_size = 3});
+  CHECK_THROWS_WITH_AS(sa.forward(Matrix<float>::Zero(2, 30)),
+                       "SpatialAttention2d: input expected (N, C*20) for a 4x5 map, got (2, 30)", heed::ShapeError);
+  CHECK_THROWS_AS(sa.backward(Matrix<float>::Zero(2, 40)), heed::ValueError);  // before forward
+  sa.forward(Matrix<float>::Zero(2, 40));
+  CHECK_THROWS_WITH_AS(sa.backward(Matrix<float>::Zero(2, 20)),
+                       "SpatialAttention2d: gradient expected (2, 40), got (2, 20)", heed::ShapeError);
+}
