@@ -192,6 +192,9 @@ inline void check_pool_output(std::string_view name, const PoolSpec& s, const Po
 
 struct NoScratch {};
 
+// Marks the private constructors that take checked arguments, out of the public ones' overloads.
+struct CheckedTag {};
+
 // The module: windows along H (rows_) and W (cols_), max or average over each.
 template <typename T>
 class PoolCore : public Module<T> {
@@ -352,10 +355,10 @@ class MaxPoolCore : public PoolCore<T> {
   const PoolSpec& spec() const { return spec_; }  // stride resolved
 
  protected:
-  MaxPoolCore(std::string_view name, const PoolSpec& s) : MaxPoolCore(checked_pool_spec(name, s), name) {}
+  MaxPoolCore(std::string_view name, const PoolSpec& s) : MaxPoolCore(CheckedTag{}, checked_pool_spec(name, s), name) {}
 
  private:
-  MaxPoolCore(const PoolSpec& s, std::string_view name)  // s checked
+  MaxPoolCore(CheckedTag, const PoolSpec& s, std::string_view name)
       : PoolCore<T>(name, s.dims, max_pool_axis(s.input.h, s.kernel.h, s.stride.h, s.padding.h, s.dilation.h, s.ceil_mode),
                     max_pool_axis(s.input.w, s.kernel.w, s.stride.w, s.padding.w, s.dilation.w, s.ceil_mode),
                     Matrix<T>(), s.kernel.h * s.kernel.w),
@@ -411,7 +414,7 @@ template <typename T>
 class AvgPool2d : public detail::PoolCore<T> {
  public:
   explicit AvgPool2d(Size2 kernel_size, const AvgPool2dOptions& o = {})
-      : AvgPool2d(checked(kernel_size, o), o) {}
+      : AvgPool2d(detail::CheckedTag{}, checked(kernel_size, o), o) {}
 
   // PyTorch's repr: "kernel_size=2, stride=2, padding=0".
   std::string extra_repr() const override {
@@ -431,10 +434,11 @@ class AvgPool2d : public detail::PoolCore<T> {
                     "divisor_override must be positive (0: none), got " + std::to_string(o.divisor_override));
     return detail::checked_pool_spec("AvgPool2d", {2, o.input, kernel_size, o.stride, o.padding, 1, o.ceil_mode});
   }
-  AvgPool2d(const detail::PoolSpec& s, const AvgPool2dOptions& o)
-      : AvgPool2d(s, o, detail::avg_pool_axis(s.input.h, s.kernel.h, s.stride.h, s.padding.h, s.ceil_mode),
+  AvgPool2d(detail::CheckedTag t, const detail::PoolSpec& s, const AvgPool2dOptions& o)
+      : AvgPool2d(t, s, o, detail::avg_pool_axis(s.input.h, s.kernel.h, s.stride.h, s.padding.h, s.ceil_mode),
                   detail::avg_pool_axis(s.input.w, s.kernel.w, s.stride.w, s.padding.w, s.ceil_mode)) {}
-  AvgPool2d(const detail::PoolSpec& s, const AvgPool2dOptions& o, detail::PoolAxis rows, detail::PoolAxis cols)
+  AvgPool2d(detail::CheckedTag, const detail::PoolSpec& s, const AvgPool2dOptions& o, detail::PoolAxis rows,
+            detail::PoolAxis cols)
       : detail::PoolCore<T>("AvgPool2d", 2, rows, cols,
                             detail::avg_pool_divisor<T>(rows, cols, o.count_include_pad, o.divisor_override),
                             s.kernel.h * s.kernel.w),
@@ -455,7 +459,7 @@ template <typename T>
 class AdaptiveAvgPool2d : public detail::PoolCore<T> {
  public:
   explicit AdaptiveAvgPool2d(Size2 output_size, const AdaptiveAvgPool2dOptions& o = {})
-      : AdaptiveAvgPool2d(checked(output_size, o), o.input) {}
+      : AdaptiveAvgPool2d(detail::CheckedTag{}, checked(output_size, o), o.input) {}
 
   // PyTorch's repr: "output_size=(3, 4)".
   std::string extra_repr() const override { return "output_size=" + detail::pool_size_repr(2, out_); }
@@ -468,9 +472,9 @@ class AdaptiveAvgPool2d : public detail::PoolCore<T> {
                     "input size must be positive, got " + t(o.input) + " (set the options' .input)");
     return out;
   }
-  AdaptiveAvgPool2d(Size2 out, Size2 in)
-      : AdaptiveAvgPool2d(out, detail::adaptive_pool_axis(in.h, out.h), detail::adaptive_pool_axis(in.w, out.w)) {}
-  AdaptiveAvgPool2d(Size2 out, detail::PoolAxis rows, detail::PoolAxis cols)
+  AdaptiveAvgPool2d(detail::CheckedTag t, Size2 out, Size2 in)
+      : AdaptiveAvgPool2d(t, out, detail::adaptive_pool_axis(in.h, out.h), detail::adaptive_pool_axis(in.w, out.w)) {}
+  AdaptiveAvgPool2d(detail::CheckedTag, Size2 out, detail::PoolAxis rows, detail::PoolAxis cols)
       : detail::PoolCore<T>("AdaptiveAvgPool2d", 2, rows, cols, detail::avg_pool_divisor<T>(rows, cols, false, 0),
                             ((rows.in + rows.out - 1) / rows.out + 1) * ((cols.in + cols.out - 1) / cols.out + 1)),
         out_(out) {}
