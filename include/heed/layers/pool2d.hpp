@@ -21,14 +21,15 @@
 //   avg:      r in [max(s, 0), min(s + kh, H + ph, H)), s = oh sh - ph
 //   adaptive: r in [floor(oh H / Ho), ceil((oh + 1) H / Ho))
 // and, per channel c of sample n,
-//   max:  y = x(c, a),  a = the first (h, w) in row-major scan order with x > every earlier
-//         value, or any NaN (PyTorch's `val > maxval || isnan(val)`, so NaN propagates)    (1)
+//   max:  y = x(c, a),  a = the first maximum in row-major scan order, or the last NaN when
+//         the window holds one (PyTorch's `val > maxval || isnan(val)`: NaN propagates)      (1)
 //   avg:  y = sum_{window} x(c, h, w) / D(oh, ow)                                             (2)
 // with D the window's count over the padded input (the window clipped to [-ph, H + ph)) when
 // count_include_pad, its count over the input itself otherwise, divisor_override when > 0,
-// and for the adaptive pool its (clipped) size. Padding is -inf for max and 0 for avg, which is
-// why it is never read. A window that holds no input element (possible only with dilation) gives
-// -inf (max; no gradient) or 0 (avg), as PyTorch's forward.
+// and for the adaptive pool kh*kw, its size (divided as sum / kh / kw, PyTorch's rounding).
+// Padding (-inf for max, 0 for avg) never changes a result, so it is never read. A window that
+// holds no input element (possible only with dilation) gives -inf (max; no gradient) or 0
+// (avg), as PyTorch's forward.
 //
 // Threads: samples on different threads (detail::for_each_slice); each writes only its own rows
 // of y, the argmax and dx, so the results are the same bits for any thread count.
@@ -192,6 +193,10 @@ inline void check_pool_output(std::string_view name, const PoolSpec& s, const Po
 
 struct NoScratch {};
 
+// What a PoolCore computes over each window: (1), or (2) with D from a table (AvgPool2d) or
+// as PyTorch's adaptive pool does, sum / kh / kw (two divisions: the same bits as PyTorch).
+enum class PoolKind { max, avg, adaptive };
+
 // Marks the private constructors that take checked arguments, out of the public ones' overloads.
 struct CheckedTag {};
 
@@ -250,9 +255,10 @@ class PoolCore : public Module<T> {
   Index channels() const { return C_; }  // of the last forward; -1 before the first
 
  protected:
-  // divisor (Ho, Wo): D of (2) for an average pool, empty for a max pool.
-  PoolCore(std::string_view name, int dims, PoolAxis rows, PoolAxis cols, Matrix<T> divisor, Index window)
-      : name_(name), dims_(dims), max_(divisor.size() == 0), rows_(std::move(rows)), cols_(std::move(cols)),
+  // divisor (Ho, Wo): D of (2) for PoolKind::avg, else empty.
+  PoolCore(std::string_view name, int dims, PoolKind kind, PoolAxis rows, PoolAxis cols, Matrix<T> divisor,
+           Index window)
+      : name_(name), dims_(dims), kind_(kind), max_(kind == PoolKind::max), rows_(std::move(rows)), cols_(std::move(cols)),
         divisor_(std::move(divisor)), window_(std::max<Index>(window, 1)) {}
 
   const PoolAxis& rows() const { return rows_; }  // the windows along H
@@ -298,7 +304,7 @@ class PoolCore : public Module<T> {
           T sum = 0;
           for (Index h = h0; h < h1; ++h)
             for (Index w = w0; w < w1; ++w) sum += xc[h * W + w];
-          *y = sum / divisor_(oh, ow);
+          *y = divide(sum, oh, ow);
         }
     }
   }
@@ -312,11 +318,17 @@ class PoolCore : public Module<T> {
         for (Index ow = 0; ow < cols_.out; ++ow, ++dy) {
           const Index h0 = rows_.begin[oh], h1 = rows_.end[oh], w0 = cols_.begin[ow], w1 = cols_.end[ow];
           if (h0 >= h1 || w0 >= w1) continue;
-          const T g = *dy / divisor_(oh, ow);
+          const T g = divide(*dy, oh, ow);
           for (Index h = h0; h < h1; ++h)
             for (Index w = w0; w < w1; ++w) dxc[h * W + w] += g;
         }
     }
+  }
+
+  // v / D(oh, ow) of (2).
+  T divide(T v, Index oh, Index ow) const {
+    if (kind_ == PoolKind::adaptive) return v / static_cast<T>(rows_.extent[oh]) / static_cast<T>(cols_.extent[ow]);
+    return v / divisor_(oh, ow);
   }
 
   std::string input_desc() const {
@@ -326,9 +338,10 @@ class PoolCore : public Module<T> {
 
   std::string_view name_;
   int dims_;
+  PoolKind kind_;
   bool max_;
   PoolAxis rows_, cols_;
-  Matrix<T> divisor_;  // (Ho, Wo) D of (2); empty for max pooling
+  Matrix<T> divisor_;  // (Ho, Wo) D of (2) for PoolKind::avg; else empty
   Index window_;       // taps per window (kh*kw), for the threading threshold
   Index N_ = -1, C_ = -1;  // batch and channels of the last forward
   Matrix<T> y_;             // (N, C*Ho*Wo)
@@ -359,7 +372,7 @@ class MaxPoolCore : public PoolCore<T> {
 
  private:
   MaxPoolCore(CheckedTag, const PoolSpec& s, std::string_view name)
-      : PoolCore<T>(name, s.dims, max_pool_axis(s.input.h, s.kernel.h, s.stride.h, s.padding.h, s.dilation.h, s.ceil_mode),
+      : PoolCore<T>(name, s.dims, PoolKind::max, max_pool_axis(s.input.h, s.kernel.h, s.stride.h, s.padding.h, s.dilation.h, s.ceil_mode),
                     max_pool_axis(s.input.w, s.kernel.w, s.stride.w, s.padding.w, s.dilation.w, s.ceil_mode),
                     Matrix<T>(), s.kernel.h * s.kernel.w),
         spec_(s) {
@@ -439,7 +452,7 @@ class AvgPool2d : public detail::PoolCore<T> {
                   detail::avg_pool_axis(s.input.w, s.kernel.w, s.stride.w, s.padding.w, s.ceil_mode)) {}
   AvgPool2d(detail::CheckedTag, const detail::PoolSpec& s, const AvgPool2dOptions& o, detail::PoolAxis rows,
             detail::PoolAxis cols)
-      : detail::PoolCore<T>("AvgPool2d", 2, rows, cols,
+      : detail::PoolCore<T>("AvgPool2d", 2, detail::PoolKind::avg, rows, cols,
                             detail::avg_pool_divisor<T>(rows, cols, o.count_include_pad, o.divisor_override),
                             s.kernel.h * s.kernel.w),
         spec_(s),
@@ -475,7 +488,7 @@ class AdaptiveAvgPool2d : public detail::PoolCore<T> {
   AdaptiveAvgPool2d(detail::CheckedTag t, Size2 out, Size2 in)
       : AdaptiveAvgPool2d(t, out, detail::adaptive_pool_axis(in.h, out.h), detail::adaptive_pool_axis(in.w, out.w)) {}
   AdaptiveAvgPool2d(detail::CheckedTag, Size2 out, detail::PoolAxis rows, detail::PoolAxis cols)
-      : detail::PoolCore<T>("AdaptiveAvgPool2d", 2, rows, cols, detail::avg_pool_divisor<T>(rows, cols, false, 0),
+      : detail::PoolCore<T>("AdaptiveAvgPool2d", 2, detail::PoolKind::adaptive, rows, cols, Matrix<T>(),
                             ((rows.in + rows.out - 1) / rows.out + 1) * ((cols.in + cols.out - 1) / cols.out + 1)),
         out_(out) {}
 
