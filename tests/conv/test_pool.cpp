@@ -333,6 +333,8 @@ TEST_CASE("Conv2d -> ReLU -> MaxPool2d -> Linear in a Sequential: sizes chain, g
   std::vector<std::string> names;
   for (auto& p : net.parameters()) names.push_back(p.name);
   CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "3.weight", "3.bias"});
+  CHECK(heed::summary(net).find("  (2): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)\n") !=
+        std::string::npos);
   const Matrix<double> x = randn(3, 36, 8);
   CHECK(net.forward(x).cols() == 4);
   const auto res = heed::testing::check_module(net, x);
