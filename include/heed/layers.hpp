@@ -11,6 +11,7 @@
 #include "layers/linear.hpp"
 #include "layers/lstm.hpp"
 #include "layers/module_list.hpp"
+#include "layers/pool2d.hpp"
 #include "layers/pooling.hpp"
 #include "layers/residual.hpp"
 #include "layers/sequential.hpp"

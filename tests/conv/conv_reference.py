@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference fixtures for heed's image and sequence layers (tests/conv/): Conv2d, Conv1d,
-BatchNorm1d, BatchNorm2d, SpatialAttention2d.
+MaxPool2d, MaxPool1d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, and (for
+tests/attention/test_spatial_attention.cpp) SpatialAttention2d.
 
 For each configuration in CONFIGS this builds the PyTorch module (PyTorch's own init, seed 0,
 then .double() for the float64 files), runs it on a fixed N(0, 1) input and backpropagates a
@@ -44,6 +45,19 @@ CONFIGS = {
     "nobias": (lambda: nn.Conv2d(2, 3, 3, bias=False), (2, 5, 5)),
     "conv1d": (lambda: nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2), (3, 11)),
     "conv1d_same_groups": (lambda: nn.Conv1d(4, 6, 4, padding="same", groups=2), (4, 9)),
+    # pooling (heed/layers/pool2d.hpp; tests/conv/test_pool.cpp): no parameters, y and dx only
+    "maxpool_k2": (lambda: nn.MaxPool2d(2), (3, 6, 7)),
+    "maxpool_pad_stride": (lambda: nn.MaxPool2d(3, stride=(2, 1), padding=1), (2, 7, 8)),
+    "maxpool_dilation_ceil": (lambda: nn.MaxPool2d((3, 2), stride=2, padding=1, dilation=(2, 1), ceil_mode=True), (2, 9, 8)),
+    "maxpool_ceil_drop": (lambda: nn.MaxPool2d(2, stride=2, padding=1, ceil_mode=True), (2, 5, 6)),
+    "maxpool1d": (lambda: nn.MaxPool1d(3, stride=2, padding=1, dilation=2, ceil_mode=True), (3, 12)),
+    "avgpool_k2": (lambda: nn.AvgPool2d(2), (3, 6, 7)),
+    "avgpool_pad_ceil": (lambda: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 8, 7)),
+    "avgpool_exclude_pad": (lambda: nn.AvgPool2d((3, 2), stride=(2, 1), padding=1, ceil_mode=True, count_include_pad=False), (2, 8, 7)),
+    "avgpool_divisor": (lambda: nn.AvgPool2d(3, stride=2, padding=1, divisor_override=5), (2, 7, 6)),
+    "adaptive_avg": (lambda: nn.AdaptiveAvgPool2d((3, 4)), (2, 7, 10)),
+    "adaptive_avg_up": (lambda: nn.AdaptiveAvgPool2d((5, 3)), (2, 4, 7)),
+    # BatchNorm (heed/layers/batch_norm.hpp; tests/conv/test_batch_norm.cpp)
     "bn2d": (lambda: randomized(nn.BatchNorm2d(3)), (3, 4, 5)),
     "bn2d_eval": (lambda: randomized(nn.BatchNorm2d(3)).eval(), (3, 4, 5)),
     "bn2d_cumulative": (lambda: randomized(nn.BatchNorm2d(2, momentum=None, eps=1e-3)), (2, 3, 3)),
@@ -51,10 +65,11 @@ CONFIGS = {
     "bn2d_nostats_eval": (lambda: randomized(nn.BatchNorm2d(2, track_running_stats=False)).eval(), (2, 3, 4)),
     "bn1d": (lambda: randomized(nn.BatchNorm1d(4)), (4,)),
     "bn1d_seq": (lambda: randomized(nn.BatchNorm1d(3, momentum=0.3)), (3, 5)),
+    # SpatialAttention2d (heed/attention/spatial_attention.hpp)
     "spatial7": (lambda: SpatialAttention(7), (4, 6, 5)),
     "spatial3": (lambda: SpatialAttention(3), (3, 4, 4)),
 }
-FLOAT32 = {"plain", "groups2", "bn2d", "spatial7"}
+FLOAT32 = {"plain", "groups2", "maxpool_k2", "avgpool_pad_ceil", "adaptive_avg", "bn2d", "spatial7"}
 TORCH_SAVE = {"bn2d"}  # also written with torch.save: num_batches_tracked as a LongStorage
 
 
