@@ -5,12 +5,14 @@
 // (--save / --resume), the error report of main, and the MNIST classifiers' test-set report.
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <heed/heed.hpp>
 #include <stdexcept>
 #include <string>
@@ -232,6 +234,40 @@ class TrainingRun {
   std::deque<Setting> settings_;  // deque: ck_ holds pointers to the saved values
 };
 
+// ---- --init-from FILE / --export FILE / --epochs 0 (the MNIST classifiers) -----------------
+// --export FILE is refused before training, not after it, when its directory does not exist.
+inline void check_export_path(const std::string& path) {
+  if (path.empty()) return;
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir))
+    throw heed::IoError("--export " + path + ": no directory " + dir.string());
+}
+
+// --init-from FILE: PyTorch's weights (safetensors or torch.save) by heed::load_weights, which
+// lists every mismatch and leaves the model unchanged on error. Nothing when path is "".
+template <class Model>
+void init_from(Model& model, const std::string& path) {
+  if (path.empty()) return;
+  heed::load_weights(model, path);
+  std::printf("Initialised from %s\n", path.c_str());
+}
+
+// After the epochs: the training time, or (--epochs 0) which weights are evaluated.
+inline void print_training_time(const TrainingRun& run, bool init_from) {
+  if (run.epochs_done == 0)
+    std::printf("No training (--epochs 0): evaluating the %s weights\n", init_from ? "--init-from" : "initial");
+  else
+    std::printf("Training time: %.2f s (%.2f s per epoch)\n", run.seconds, run.seconds / run.epochs_done);
+}
+
+// --export FILE: the final weights as safetensors for PyTorch (keys: e.g. "fc1.weight ... fc4.bias").
+template <class Model>
+void export_weights(Model& model, const std::string& path, const char* keys) {
+  if (path.empty()) return;
+  heed::save_safetensors(model, path);
+  std::printf("\nExported the weights to %s (safetensors, keys %s)\n", path.c_str(), keys);
+}
+
 // What main's catch prints for a heed::Error: "<program>: <message>", and after a NaN or
 // infinity in training that the checkpoint was kept. Returns main's exit code, 1.
 inline int report_error(const Usage& u, const heed::Error& e) {
@@ -246,6 +282,22 @@ inline int report_error(const Usage& u, const heed::Error& e) {
 inline int report_error(const Usage& u, const std::exception& e) {
   std::fprintf(stderr, "%s: %s\n", u.program, e.what());
   return 1;
+}
+
+// Logits of a single-input classifier for every row of `images`, normalised (x/255 - 0.5)/0.5
+// as the MNIST examples train, in batches of `batch`, in eval mode (train mode restored). (N, C)
+template <class Model>
+heed::Matrix<float> predict(Model& model, const heed::ByteMatrix& images, heed::Index classes = 10,
+                            heed::Index batch = 1000) {
+  model.eval();
+  heed::Matrix<float> logits(images.rows(), classes), x;
+  for (heed::Index i = 0; i < images.rows(); i += batch) {
+    const heed::Index n = std::min(batch, images.rows() - i);
+    heed::normalize(images.middleRows(i, n), x, 0.5f, 0.5f);
+    logits.middleRows(i, n) = model.forward(x);
+  }
+  model.train();
+  return logits;
 }
 
 // Prints "Accuracy: xx.xx%" (scripts parse this line), then per-class precision, recall and F1

@@ -221,12 +221,6 @@ Matrix<Scalar> predict(PatchTransformer& model, const heed::ByteMatrix& images) 
 
 // ---- attention maps ----
 
-// Black -> red -> yellow -> white for v in [0, 1].
-std::array<double, 3> heat_color(double v) {
-  v = std::clamp(v, 0.0, 1.0);
-  return {std::min(1.0, 3 * v), std::clamp(3 * v - 1, 0.0, 1.0), std::clamp(3 * v - 2, 0.0, 1.0)};
-}
-
 // One image: [digit | pooling attention over the digit | attention received in the last
 // self-attention layer over the digit], each panel 28x28 scaled by `scale`.
 void write_map(const std::string& path, const std::uint8_t* pixels, const Scalar* pool,
@@ -245,13 +239,8 @@ void write_map(const std::string& path, const std::uint8_t* pixels, const Scalar
       const double heat[2] = {heat_of(pool, token), heat_of(received, token)};
       std::uint8_t* p = &rgb[(static_cast<std::size_t>(y) * w + x) * 3];
       p[0] = p[1] = p[2] = static_cast<std::uint8_t>(255 * ink);  // panel 1: the digit
-      for (int k = 0; k < 2; ++k) {  // panels 2, 3: heat, with the strokes drawn in light blue
-        const auto c = heat_color(heat[k]);
-        const double s[3] = {0.55, 0.8, 1.0};
-        std::uint8_t* q = p + (static_cast<std::size_t>(k + 1) * (side + gap)) * 3;
-        for (int ch = 0; ch < 3; ++ch)
-          q[ch] = static_cast<std::uint8_t>(255 * ((1 - 0.6 * ink) * c[ch] + 0.6 * ink * s[ch]));
-      }
+      for (int k = 0; k < 2; ++k)  // panels 2, 3: heat, with the strokes drawn in light blue
+        examples::heat_over_ink(p + (static_cast<std::size_t>(k + 1) * (side + gap)) * 3, heat[k], ink);
     }
   examples::write_png(path, w, h, 3, rgb);
 }

@@ -31,7 +31,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <heed/heed.hpp>
 #include <iostream>
 #include <string>
@@ -98,31 +97,13 @@ Net make_model(bool dropout, std::uint64_t seed) {
   return examples::mnist_net<Scalar>(gen, dropout ? 0.1 : 0.0, seed);
 }
 
-// Logits for every row of `images`, in batches, in eval mode.                          (N, 10)
-Matrix<Scalar> predict(Net& model, const heed::ByteMatrix& images) {
-  model.eval();
-  Matrix<Scalar> logits(images.rows(), 10), x;
-  const Index B = 1000;
-  for (Index i = 0; i < images.rows(); i += B) {
-    const Index n = std::min(B, images.rows() - i);
-    heed::normalize(images.middleRows(i, n), x, Scalar(0.5), Scalar(0.5));
-    logits.middleRows(i, n) = model.forward(x);
-  }
-  model.train();
-  return logits;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
   const Args args = parse(argc, argv);
   examples::set_threads(args.threads);
   const bool improved = args.recipe == "improved";
-  if (!args.export_path.empty()) {  // refused now rather than after the training
-    const std::filesystem::path dir = std::filesystem::path(args.export_path).parent_path();
-    if (!dir.empty() && !std::filesystem::is_directory(dir))
-      throw heed::IoError("--export " + args.export_path + ": no directory " + dir.string());
-  }
+  examples::check_export_path(args.export_path);  // refused now rather than after the training
 
   const auto t_load = std::chrono::steady_clock::now();
   const heed::MnistData mnist = heed::load_mnist(args.data);
@@ -137,10 +118,7 @@ int main(int argc, char** argv) try {
   if (improved) heed::split_validation(train_x, train_y, val_x, val_y, 5000, args.seed);
 
   Net model = make_model(improved, args.seed);
-  if (!args.init_from.empty()) {
-    heed::load_weights(model, args.init_from);  // every mismatch listed; the model unchanged
-    std::printf("Initialised from %s\n", args.init_from.c_str());
-  }
+  examples::init_from(model, args.init_from);
   heed::CrossEntropyLoss<Scalar> criterion;
   std::unique_ptr<heed::Optimizer<Scalar>> optimizer;
   if (improved)
@@ -211,7 +189,7 @@ int main(int argc, char** argv) try {
     std::printf("Epoch [%d/%d], Loss: %.4f, Time: %.2f s", epoch, args.epochs, meter.mean_loss(),
                 secs);
     if (improved) {
-      const double val_acc = heed::accuracy(predict(model, val_x), val_y);
+      const double val_acc = heed::accuracy(examples::predict(model, val_x), val_y);
       std::printf(", Val accuracy: %.2f%%", 100 * val_acc);
       stopped = early.step(Scalar(val_acc));
       if (early.improved()) heed::snapshot_parameters(params, best);
@@ -223,21 +201,11 @@ int main(int argc, char** argv) try {
     std::printf("\n");
     std::fflush(stdout);
   }
-  if (run.epochs_done == 0) {
-    std::printf("No training (--epochs 0): evaluating the %s weights\n",
-                args.init_from.empty() ? "initial" : "--init-from");
-  } else {
-    if (improved) heed::restore_parameters(params, best);
-    std::printf("Training time: %.2f s (%.2f s per epoch)\n", run.seconds,
-                run.seconds / run.epochs_done);
-  }
+  if (improved && run.epochs_done > 0) heed::restore_parameters(params, best);
+  examples::print_training_time(run, !args.init_from.empty());
 
-  examples::print_test_report(predict(model, mnist.test_images), mnist.test_labels);
-  if (!args.export_path.empty()) {
-    heed::save_safetensors(model, args.export_path);
-    std::printf("\nExported the weights to %s (safetensors, keys fc1.weight ... fc4.bias)\n",
-                args.export_path.c_str());
-  }
+  examples::print_test_report(examples::predict(model, mnist.test_images), mnist.test_labels);
+  examples::export_weights(model, args.export_path, "fc1.weight ... fc4.bias");
   return 0;
 } catch (const heed::Error& e) {
   return examples::report_error(kUsage, e);

@@ -190,6 +190,32 @@ lines.append(f"Wall-time ratio heed / article: {ratio(m['heed']['wall'], m['torc
              f"heed / pre-loaded: {ratio(m['heed']['wall'], m['torch_preloaded']['wall'])}. "
              f"Peak RSS ratio heed / article: {ratio(m['heed']['rss'], m['torch_article']['rss'])}.")
 lines.append('')
+# ---- the conv net of examples/mnist_cnn (bench/compare/cnn.sh) -------------------------------
+def epoch_times(name):
+    log = read(os.path.join(out_dir, f'{name}.log'))
+    return [float(t) for t in re.findall(r'^Epoch \[\d+/\d+\], Loss: [\d.]+, Time: ([\d.]+) s', log, re.M)]
+
+
+lines.append("## MNIST conv net (examples/mnist_cnn: conv32-3x3, conv64-3x3, max-pool, dense 128), 2 threads")
+lines.append('')
+lines.append('PyTorch runs `bench/compare/mnist_cnn_torch.py`, the same network and recipe; its convolutions go '
+             'through oneDNN.')
+lines.append('')
+lines.append('| model | heed s/epoch | PyTorch s/epoch | ratio | heed accuracy | PyTorch accuracy | heed MiB | PyTorch MiB |')
+lines.append('|---|---:|---:|---:|---:|---:|---:|---:|')
+for model in ('cnn', 'attention'):
+    r = {}
+    for side in ('heed', 'torch'):
+        name = f'mnist_{side}_{model}'
+        ts = epoch_times(name)
+        tv = read(os.path.join(out_dir, f'{name}.time'))
+        acc = re.findall(r'Accuracy: ([\d.]+)%', read(os.path.join(out_dir, f'{name}.log')))
+        rss = re.search(r'Maximum resident set size \(kbytes\): (\d+)', tv)
+        r[side] = (sum(ts) / len(ts) if ts else None, f'{acc[-1]}%' if acc else '—',
+                   int(rss.group(1)) / 1024 if rss else None)
+    (he, ha, hm), (te, ta, tm) = r['heed'], r['torch']
+    lines.append(f'| {model} | {fmt_ms(he)} | {fmt_ms(te)} | {ratio(he, te)} | {ha} | {ta} | {fmt_mib(hm)} | {fmt_mib(tm)} |')
+lines.append('')
 lines.append('## Attention, batch 8, 8 heads, head dim 64 (embed 512), self-attention, times in ms (median)')
 lines.append('')
 lines.append('`bound` is heed\'s FLOP/s as a fraction of `gemm_bound` (the plain path\'s matrix products '

@@ -5,7 +5,9 @@
 # (b) trains the article's MNIST classifier end to end (10 epochs; --quick: 1) as a whole process
 #     under /usr/bin/time -v, three ways: heed's examples/mnist_mlp --threads 2, PyTorch as the
 #     article writes it (torchvision datasets + DataLoader), PyTorch with pre-loaded tensors;
-#     then heed's epoch against the epoch's matrix products alone (bench_mnist_epoch);
+#     then heed's epoch against the epoch's matrix products alone (bench_mnist_epoch); and
+#     examples/mnist_cnn (both models) against its PyTorch twin, bench/compare/cnn.sh (2 epochs;
+#     --quick: 1; PyTorch with oneDNN);
 # (c) runs the attention micro-benchmarks at the same shapes on both sides (batch 8, 8 heads,
 #     head dim 64, T = 128 ... 4096; --quick: 128, 256), float32, 2 threads, medians; and
 #     TransformerEncoderLayer(512, 8, ff 2048) at batch 8, T = 128 ... 512 (--quick: 128), 1 thread;
@@ -23,15 +25,16 @@ quick=0
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
 if [[ $quick == 1 ]]; then
   epochs=1 lens="128,256" max_len=256 reps=1 torch_reps=3 min_time=0.2 tr_lens="128" tr_max_len=128
+  cnn_epochs=1
 else
   epochs=10 lens="128,256,512,1024,2048,4096" max_len=4096 reps=3 torch_reps=5 min_time=1.0
-  tr_lens="128,256,512" tr_max_len=512
+  tr_lens="128,256,512" tr_max_len=512 cnn_epochs=2
 fi
 data="$root/data/mnist"
 for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
@@ -51,7 +54,7 @@ cd "$root"
 cmake --preset release >/dev/null
 benches=$(cd bench && ls bench_*.cpp | sed 's/\.cpp$//')
 # shellcheck disable=SC2086
-cmake --build --preset release --target $benches mnist_mlp
+cmake --build --preset release --target $benches mnist_mlp mnist_cnn
 mkdir -p "$out"
 rm -f "$out"/*.json "$out"/*.log "$out"/*.time
 {
@@ -85,6 +88,8 @@ run_timed() {  # name, command...
 run_timed heed "$root/build/release/examples/mnist_mlp" --data "$data" --epochs "$epochs" --threads 2
 run_timed torch_article "$py" "$here/mnist_torch_article.py" "$tv_root" "$epochs"
 run_timed torch_preloaded "$py" "$here/mnist_torch_preloaded.py" "$data" "$epochs"
+echo "== (b) MNIST conv net (examples/mnist_cnn, both models) against PyTorch with oneDNN"
+"$here/cnn.sh" "$cnn_epochs" "$out"
 
 echo "== (b) MNIST epoch against its bound (bench_mnist_epoch, 1 and 2 threads)"
 "$root/build/release/bench/bench_mnist_epoch" --benchmark_repetitions="$reps" \

@@ -11,10 +11,12 @@
 #include <heed/testing/gradcheck.hpp>
 
 #include "common/helpers.hpp"
+#include "conv/fixture.hpp"
 
 using heed::Index;
 using heed::Matrix;
 using heed_test::randn;
+namespace fixture = heed_test::fixture;
 
 TEST_CASE("SpatialAttention2d: finite-difference gradients of input and conv weight (kernel 7 and 3)") {
   for (Index k : {7, 3}) {
@@ -30,29 +32,23 @@ TEST_CASE("SpatialAttention2d: finite-difference gradients of input and conv wei
 
 TEST_CASE_TEMPLATE("SpatialAttention2d matches PyTorch: output, input gradient and conv weight gradient", T, float,
                    double) {
-  const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
   struct Config {
     const char* name;
     Index k, H, W;
   };
   for (const Config& c : {Config{"spatial7", 7, 6, 5}, Config{"spatial3", 3, 4, 4}}) {
-    const std::string path = std::string(HEED_TEST_SOURCE_DIR) + "/conv/data/" + c.name +
-                             (std::is_same_v<T, float> ? "_f32" : "_f64") + ".safetensors";
-    if (!std::filesystem::exists(path)) continue;  // float32: spatial7 only
+    const std::string path = fixture::path<T>(c.name);
+    if (path.empty()) continue;  // float32: spatial7 only
     CAPTURE(path);
     heed::SpatialAttention2d<T> sa({.input = {c.H, c.W}, .kernel_size = c.k});
-    heed::load_weights(sa, path, {.rename = [](const std::string& key) { return key.starts_with("__") ? std::string() : key; }});
+    heed::load_weights(sa, path, {.rename = fixture::skip_reserved});
     heed::io::Safetensors f(path);
-    const Matrix<T> x = f.matrix<T>("__input__.x");
     sa.zero_grad();
-    const Matrix<T> y = sa.forward(x);
-    const Matrix<T> dx = sa.backward(f.matrix<T>("__input__.dy"));
-    const Matrix<T> dw = f.matrix<T>("__output__.dconv.weight");
-    CHECK((y - f.matrix<T>("__output__.y")).cwiseAbs().maxCoeff() <= tol);
-    CHECK((dx - f.matrix<T>("__output__.dx")).cwiseAbs().maxCoeff() <= tol);
-    CHECK((sa.conv().parameters()[0].grad->template reshaped<Eigen::RowMajor>(1, dw.cols()) - dw).cwiseAbs().maxCoeff() <= tol);
-    MESSAGE(path << ": max |y - PyTorch| = " << (y - f.matrix<T>("__output__.y")).cwiseAbs().maxCoeff());
+    fixture::compare(f, "y", sa.forward(f.matrix<T>("__input__.x")));
+    fixture::compare(f, "dx", sa.backward(f.matrix<T>("__input__.dy")));
+    fixture::compare(f, "dconv.weight", *sa.conv().parameters()[0].grad);
   }
+  fixture::print_worst("SpatialAttention2d");
 }
 
 TEST_CASE("SpatialAttention2d: the map is sigmoid of the conv over [mean; max], every channel scaled by it") {
@@ -98,4 +94,21 @@ TEST_CASE("SpatialAttention2d refuses bad options and inputs, naming the shapes"
   sa.forward(Matrix<float>::Zero(2, 40));
   CHECK_THROWS_WITH_AS(sa.backward(Matrix<float>::Zero(2, 20)),
                        "SpatialAttention2d: gradient expected (2, 40), got (2, 20)", heed::ShapeError);
+}
+
+TEST_CASE("SpatialAttention2d: output and gradients are bit-identical with 1 and 2 threads") {
+  const int saved = Eigen::nbThreads();
+  auto run = [](int threads) {
+    Eigen::setNbThreads(threads);
+    heed::Generator g(4);
+    heed::SpatialAttention2d<double> sa({.input = {12, 12}}, g);
+    const Matrix<double> x = randn(16, 32 * 144, 6);
+    std::vector<Matrix<double>> out{sa.forward(x)};
+    out.push_back(sa.backward(randn(16, 32 * 144, 7)));
+    out.push_back(*sa.parameters()[0].grad);
+    return out;
+  };
+  const auto one = run(1), two = run(2);
+  for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
+  Eigen::setNbThreads(saved);
 }

@@ -14,17 +14,14 @@
 
 #include "common/errors.hpp"
 #include "common/helpers.hpp"
+#include "conv/fixture.hpp"
 
 using heed::Index;
 using heed::Matrix;
 using heed_test::randn;
+namespace fixture = heed_test::fixture;
 
 namespace {
-
-template <typename T>
-constexpr double kTol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
-template <typename T>
-constexpr const char* kSuffix = std::is_same_v<T, float> ? "f32" : "f64";
 
 // conv_reference.py's bn* CONFIGS, line for line: (module, eval mode).
 template <typename T>
@@ -45,13 +42,6 @@ std::pair<std::unique_ptr<heed::detail::BatchNormCore<T>>, bool> make(const std:
 
 const std::vector<std::string> kConfigs = {"bn2d",          "bn2d_eval", "bn2d_cumulative", "bn2d_noaffine",
                                            "bn2d_nostats_eval", "bn1d",  "bn1d_seq"};
-
-std::string skip_reserved(const std::string& k) { return k.starts_with("__") ? std::string() : k; }
-
-std::map<std::string, double>& worst() {
-  static std::map<std::string, double> w;
-  return w;
-}
 
 // Random running statistics, weight and bias, as conv_reference.py's randomized().
 void randomize(heed::detail::BatchNormCore<double>& bn, std::uint64_t seed) {
@@ -94,35 +84,22 @@ TEST_CASE("BatchNorm1d/2d: finite-difference gradients in training and eval mode
 TEST_CASE_TEMPLATE("BatchNorm1d/2d match PyTorch: output, gradients and the running statistics after the step", T,
                    float, double) {
   for (const auto& name : kConfigs) {
-    const std::string path = std::string(HEED_TEST_SOURCE_DIR) + "/conv/data/" + name + "_" + kSuffix<T> + ".safetensors";
-    if (std::is_same_v<T, float> && !std::filesystem::exists(path)) continue;  // float32: some configs only
+    const std::string path = fixture::path<T>(name);
+    if (path.empty()) continue;  // float32: some configs only
     CAPTURE(path);
     auto [bn, eval] = make<T>(name);
     // Strict: weight, bias, running_mean, running_var and the int64 num_batches_tracked.
-    heed::load_weights(*bn, path, {.rename = skip_reserved});
+    heed::load_weights(*bn, path, {.rename = fixture::skip_reserved});
     heed::io::Safetensors f(path);
     if (eval) bn->eval();
     const Matrix<T> x = f.matrix<T>("__input__.x");  // (N, C, H, W) as (N, C*H*W)
     const Matrix<T> dy = f.matrix<T>("__input__.dy");
     bn->zero_grad();
-    const Matrix<T> y = bn->forward(x);
-    const Matrix<T> dx = bn->backward(dy);
-    auto cmp = [&](const std::string& what, const Matrix<T>& got) {
-      const Matrix<T> want = f.matrix<T>("__output__." + what);
-      CAPTURE(what);
-      REQUIRE(got.size() == want.size());
-      const Matrix<T> g = got.template reshaped<Eigen::RowMajor>(want.rows(), want.cols());
-      const double diff = static_cast<double>((g - want).cwiseAbs().maxCoeff());
-      const double scale = std::max(1.0, static_cast<double>(want.cwiseAbs().maxCoeff()));
-      CHECK(diff <= kTol<T> * scale);
-      double& w = worst()[std::string(kSuffix<T>) + " " + what];
-      w = std::max(w, diff);
-    };
-    cmp("y", y);
-    cmp("dx", dx);
-    for (auto& p : bn->parameters()) cmp("d" + p.name, *p.grad);
+    fixture::compare(f, "y", bn->forward(x));
+    fixture::compare(f, "dx", bn->backward(dy));
+    for (auto& p : bn->parameters()) fixture::compare(f, "d" + p.name, *p.grad);
     for (auto& b : bn->buffers()) {
-      if (!b.count) cmp(b.name, *b.value);  // running_mean, running_var
+      if (!b.count) fixture::compare(f, b.name, *b.value);  // running_mean, running_var
       else CHECK(f.integers("__output__." + b.name) == std::vector<std::int64_t>{bn->num_batches_tracked()});
     }
     if (f.contains("num_batches_tracked")) CHECK(bn->num_batches_tracked() == (eval ? 3 : 4));  // 3, + this step
@@ -132,7 +109,7 @@ TEST_CASE_TEMPLATE("BatchNorm1d/2d match PyTorch: output, gradients and the runn
 }
 
 TEST_CASE("BatchNorm vs PyTorch: the largest differences (printed)") {
-  for (const auto& [k, v] : worst()) MESSAGE(k << ": max |heed - PyTorch| = " << v);
+  fixture::print_worst("BatchNorm");
 }
 
 TEST_CASE("BatchNorm2d: num_batches_tracked is PyTorch's 0-D int64 in safetensors, and comes back") {
@@ -184,7 +161,7 @@ TEST_CASE("BatchNorm2d: a torch.save state_dict (num_batches_tracked a LongStora
   const std::string dir = std::string(HEED_TEST_SOURCE_DIR) + "/conv/data/";
   heed::BatchNorm2d<double> a(3), b(3);
   heed::load_weights(a, dir + "bn2d_f64.pt");
-  heed::load_weights(b, dir + "bn2d_f64.safetensors", {.rename = skip_reserved});
+  heed::load_weights(b, dir + "bn2d_f64.safetensors", {.rename = fixture::skip_reserved});
   const auto da = a.state_dict(), db = b.state_dict();
   CHECK(da.size() == 5);
   for (const auto& entry : da) {

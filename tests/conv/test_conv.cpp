@@ -13,17 +13,14 @@
 #include <heed/testing/gradcheck.hpp>
 
 #include "common/helpers.hpp"
+#include "conv/fixture.hpp"
 
 using heed::Index;
 using heed::Matrix;
 using heed_test::randn;
+namespace fixture = heed_test::fixture;
 
 namespace {
-
-template <typename T>
-constexpr double kTol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
-template <typename T>
-constexpr const char* kSuffix = std::is_same_v<T, float> ? "f32" : "f64";
 
 // Every fixture's configuration, as conv_reference.py's CONFIGS, built from `g`.
 template <typename T>
@@ -49,13 +46,6 @@ std::unique_ptr<heed::detail::ConvCore<T>> make(const std::string& name, heed::G
 
 const std::vector<std::string> kConfigs = {"plain",  "stride2_pad1", "dilation2", "groups2", "same_even",
                                            "nobias", "conv1d",       "conv1d_same_groups"};
-
-std::string skip_reserved(const std::string& k) { return k.starts_with("__") ? std::string() : k; }
-
-std::map<std::string, double>& worst() {
-  static std::map<std::string, double> w;
-  return w;
-}
 
 }  // namespace
 
@@ -155,37 +145,24 @@ TEST_CASE("Conv2d: backward accumulates; requires_input_grad(false) returns an e
 
 TEST_CASE_TEMPLATE("Conv2d/Conv1d match PyTorch: output and gradients of input, weight, bias", T, float, double) {
   for (const auto& name : kConfigs) {
-    const std::string path = std::string(HEED_TEST_SOURCE_DIR) + "/conv/data/" + name + "_" + kSuffix<T> + ".safetensors";
-    if (std::is_same_v<T, float> && !std::filesystem::exists(path)) continue;  // float32: some configs only
+    const std::string path = fixture::path<T>(name);
+    if (path.empty()) continue;  // float32: some configs only
     CAPTURE(path);
     heed::Generator g(5);
     auto m = make<T>(name, g);
-    const auto keys = heed::load_weights(*m, path, {.rename = skip_reserved});
+    const auto keys = heed::load_weights(*m, path, {.rename = fixture::skip_reserved});
     CHECK(keys.missing_keys.empty());
     heed::io::Safetensors f(path);
     const Matrix<T> x = f.matrix<T>("__input__.x");   // (N, C, H, W) as (N, C*H*W)
     const Matrix<T> dy = f.matrix<T>("__input__.dy");
     m->zero_grad();
-    const Matrix<T> y = m->forward(x);
-    const Matrix<T> dx = m->backward(dy);
-    auto cmp = [&](const char* what, const Matrix<T>& got, const std::string& key) {
-      const Matrix<T> want = f.matrix<T>(key);
-      CAPTURE(what);
-      REQUIRE(got.rows() == want.rows());
-      REQUIRE(got.cols() == want.cols());
-      const double diff = static_cast<double>((got - want).cwiseAbs().maxCoeff());
-      const double scale = std::max(1.0, static_cast<double>(want.cwiseAbs().maxCoeff()));
-      CHECK(diff <= kTol<T> * scale);
-      double& w = worst()[std::string(kSuffix<T>) + " " + what];
-      w = std::max(w, diff);
-    };
-    cmp("y", y, "__output__.y");
-    cmp("dx", dx, "__output__.dx");
+    fixture::compare(f, "y", m->forward(x));
+    fixture::compare(f, "dx", m->backward(dy));
     const auto ps = m->parameters();
-    cmp("dweight", *ps[0].grad, "__output__.dweight");
-    if (f.contains("__output__.bias") || f.contains("bias")) {
+    fixture::compare(f, "dweight", *ps[0].grad);
+    if (f.contains("bias")) {
       REQUIRE(ps.size() == 2);
-      cmp("dbias", *ps[1].grad, "__output__.dbias");
+      fixture::compare(f, "dbias", *ps[1].grad);
     } else {
       CHECK(ps.size() == 1);
     }
@@ -199,7 +176,7 @@ TEST_CASE_TEMPLATE("Conv2d/Conv1d match PyTorch: output and gradients of input, 
 }
 
 TEST_CASE("Conv2d/Conv1d vs PyTorch: the largest differences (printed)") {
-  for (const auto& [k, v] : worst()) MESSAGE(k << ": max |heed - PyTorch| = " << v);
+  fixture::print_worst("conv");
 }
 
 TEST_CASE_TEMPLATE("Conv2d/Conv1d refuse bad arguments and inputs, naming the module and the shapes", T, float,

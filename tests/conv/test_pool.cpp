@@ -17,18 +17,15 @@
 
 #include "common/errors.hpp"
 #include "common/helpers.hpp"
+#include "conv/fixture.hpp"
 
 using heed::Index;
 using heed::Matrix;
 using heed_test::error_of;
 using heed_test::randn;
+namespace fixture = heed_test::fixture;
 
 namespace {
-
-template <typename T>
-constexpr double kTol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
-template <typename T>
-constexpr const char* kSuffix = std::is_same_v<T, float> ? "f32" : "f64";
 
 // Every pooling fixture's configuration, as conv_reference.py's CONFIGS, and the input's C*H*W.
 struct Config {
@@ -76,11 +73,6 @@ std::unique_ptr<heed::Module<T>> make(const std::string& name) {
   return nullptr;
 }
 
-std::map<std::string, double>& worst() {
-  static std::map<std::string, double> w;
-  return w;
-}
-
 template <typename T>
 Matrix<T> row(std::initializer_list<T> v) {
   Matrix<T> m(1, static_cast<Index>(v.size()));
@@ -118,35 +110,21 @@ TEST_CASE("pooling: finite-difference gradients where windows overlap heavily (s
 
 TEST_CASE_TEMPLATE("pooling matches PyTorch: output and input gradient", T, float, double) {
   for (const auto& cfg : kConfigs) {
-    const std::string path =
-        std::string(HEED_TEST_SOURCE_DIR) + "/conv/data/" + cfg.name + "_" + kSuffix<T> + ".safetensors";
-    if (std::is_same_v<T, float> && !std::filesystem::exists(path)) continue;  // float32: some configs only
+    const std::string path = fixture::path<T>(cfg.name);
+    if (path.empty()) continue;  // float32: some configs only
     CAPTURE(path);
     auto m = make<T>(cfg.name);
     const auto f = heed::io::open_tensors(path);
     const Matrix<T> x = f->matrix<T>("__input__.x");  // (N, C, H, W) as (N, C*H*W)
     const Matrix<T> dy = f->matrix<T>("__input__.dy");
     REQUIRE(x.cols() == cfg.width);
-    const Matrix<T> y = m->forward(x);
-    const Matrix<T> dx = m->backward(dy);
-    auto cmp = [&](const char* what, const Matrix<T>& got, const std::string& key) {
-      const Matrix<T> want = f->matrix<T>(key);
-      CAPTURE(what);
-      REQUIRE(got.rows() == want.rows());
-      REQUIRE(got.cols() == want.cols());
-      const double diff = static_cast<double>((got - want).cwiseAbs().maxCoeff());
-      const double scale = std::max(1.0, static_cast<double>(want.cwiseAbs().maxCoeff()));
-      CHECK(diff <= kTol<T> * scale);
-      double& w = worst()[cfg.name + " " + kSuffix<T> + " " + what];
-      w = std::max(w, diff);
-    };
-    cmp("y", y, "__output__.y");
-    cmp("dx", dx, "__output__.dx");
+    fixture::compare(*f, "y", m->forward(x));
+    fixture::compare(*f, "dx", m->backward(dy));
   }
 }
 
 TEST_CASE("pooling vs PyTorch: the largest differences (printed)") {
-  for (const auto& kv : worst()) MESSAGE(kv.first << ": max |heed - PyTorch| = " << kv.second);
+  fixture::print_worst("pooling");
 }
 
 TEST_CASE("pooling: output sizes (PyTorch's ceil_mode rule), channels inferred per call, names and repr") {

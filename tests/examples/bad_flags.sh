@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every example rejects bad command lines cleanly: message naming the flag, usage, exit code 2,
 # no crash and no run. -h / --help is not an error: usage and about text on stdout, nothing on
-# stderr, exit code 0, no run. Usage: bad_flags.sh MNIST_MLP MNIST_ATTENTION SEQ2SEQ_DATES
+# stderr, exit code 0, no run. Usage: bad_flags.sh MNIST_MLP MNIST_ATTENTION SEQ2SEQ_DATES [MORE...]
 set -uo pipefail
 fail=0
 expect() {  # expect BINARY "expected stderr fragment" ARGS...
@@ -38,8 +38,8 @@ for bin in "$@"; do
   expect "$bin" "bad value '-1' for --seed" --seed -1
   expect "$bin" "bad value '1e-3x' for --lr" --lr 1e-3x
   expect "$bin" "bad value '99999999999' for --threads" --threads 99999999999
-  # mnist_mlp --epochs 0 only evaluates; the others need an epoch.
-  if [[ $(basename "$bin") == mnist_mlp ]]; then
+  # mnist_mlp and mnist_cnn --epochs 0 only evaluate; the others need an epoch.
+  if [[ $(basename "$bin") == mnist_mlp || $(basename "$bin") == mnist_cnn ]]; then
     expect "$bin" "--epochs must be >= 0" --epochs -5
   else
     expect "$bin" "--epochs, " --epochs 0

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# mnist_mlp's PyTorch-interop flags on a tiny synthetic MNIST-shaped data set (200 training,
-# 100 test images of random bytes; no real MNIST needed):
+# The MNIST examples' PyTorch-interop flags (mnist_mlp, mnist_cnn) on a tiny synthetic
+# MNIST-shaped data set (200 training, 100 test images of random bytes; no real MNIST needed):
 #   --init-from a missing file, a file that is not weights, and a safetensors file with the
-#   article's names but wrong shapes: "mnist_mlp: <message>" on stderr, exit code 1, and the
-#   shape mismatches listed;
+#   article's names but wrong shapes: "<example>: <message>" on stderr, exit code 1, and the
+#   shape mismatches listed (mnist_mlp) or the missing and unexpected names (mnist_cnn);
 #   --export into a directory that does not exist: refused before training (exit code 1);
 #   --init-from with --resume: refused as a bad command line (exit code 2);
 #   --epochs 0 evaluates only (fresh init, or --init-from weights): the Accuracy line and the
 #   per-class report;
 #   --export after a run, then --init-from that file with --epochs 0: the same accuracy, the
 #   same per-class report and confusion matrix.
-# Usage: init_from.sh MNIST_MLP WORK_DIR
+# mnist_cnn also: --model attention --maps DIR writes one PNG per image, and a run killed in
+# its last epoch resumes to print the same (resume.sh) on this data.
+# Usage: init_from.sh MNIST_MLP|MNIST_CNN WORK_DIR
 set -uo pipefail
 bin=$1 work=$2
+name=$(basename "$bin")
 rm -rf -- "$work"
 mkdir -p -- "$work/data"
 fail=0
@@ -56,16 +59,21 @@ refused() {  # refused WANT_RC "stderr fragment"... -- ARGS...
   shift
   local err rc
   err=$("$bin" "${run[@]}" "$@" 2>&1 >/dev/null); rc=$?
-  [[ $rc == "$want" && $err == "mnist_mlp: "* ]] || bad "mnist_mlp $* -> exit $rc (expected $want), stderr: $err"
+  [[ $rc == "$want" && $err == "$name: "* ]] || bad "$name $* -> exit $rc (expected $want), stderr: $err"
   for f in "${frags[@]}"; do
-    [[ $err == *"$f"* ]] || bad "mnist_mlp $*: stderr lacks '$f': $err"
+    [[ $err == *"$f"* ]] || bad "$name $*: stderr lacks '$f': $err"
   done
 }
 refused 1 "$work/none.safetensors: cannot open" -- --epochs 0 --init-from "$work/none.safetensors"
 refused 1 "is neither a safetensors file" -- --epochs 0 --init-from "$work/text.txt"
-refused 1 "shape mismatches (4): " "'fc1.weight' expected (256, 784), got (784, 256)" \
-  "'fc4.weight' expected (10, 64), got (64, 10)" "the model is unchanged" \
-  -- --epochs 0 --init-from "$work/transposed.safetensors"
+if [[ $name == mnist_mlp ]]; then
+  refused 1 "shape mismatches (4): " "'fc1.weight' expected (256, 784), got (784, 256)" \
+    "'fc4.weight' expected (10, 64), got (64, 10)" "the model is unchanged" \
+    -- --epochs 0 --init-from "$work/transposed.safetensors"
+else  # the MLP's names in a conv net
+  refused 1 "missing keys (" "'conv1.weight'" "unexpected keys (" "'fc3.weight'" "the model is unchanged" \
+    -- --epochs 0 --init-from "$work/transposed.safetensors"
+fi
 refused 1 "--export $work/no/such.safetensors: no directory $work/no" \
   -- --epochs 3 --export "$work/no/such.safetensors"
 refused 2 "--init-from and --resume cannot be combined" "usage: " \
@@ -89,6 +97,17 @@ grep -q "^Initialised from $work/trained.safetensors$" "$work/eval.log" || bad "
 "$bin" "${run[@]}" --epochs 0 --init-from "$work/trained.safetensors" --export "$work/again.safetensors" \
   >/dev/null 2>&1 && cmp -s "$work/trained.safetensors" "$work/again.safetensors" ||
   bad "--init-from then --export did not write the same file"
+
+if [[ $name == mnist_cnn ]]; then
+  "$bin" "${run[@]}" --model attention --epochs 1 --maps "$work/maps" --num-maps 3 >"$work/maps.log" 2>&1 ||
+    bad "--maps: exit $?: $(cat "$work/maps.log")"
+  [[ $(ls "$work/maps" | grep -c '^test_000[0-2]_label[0-9]_pred[0-9]\.png$') == 3 ]] ||
+    bad "--maps --num-maps 3 did not write 3 PNG files: $(ls "$work/maps")"
+  refused 2 "--maps needs --model attention" -- --maps "$work/maps"
+  refused 2 "--model is cnn or attention" -- --model mlp
+  # The attention model's checkpoint (its attn.conv weight too) resumes exactly.
+  "$(dirname "$0")/resume.sh" "$bin" "$work/resume" 2 --data "$work/data" --model attention || fail=1
+fi
 
 [[ $fail == 0 ]] && echo "init_from: bad files refused, --epochs 0 evaluates, --export / --init-from round trip: $(grep '^Accuracy' "$work/eval.log")"
 exit $fail

@@ -18,11 +18,16 @@
 // with the state_dict key "conv.weight" (1, 2, k, k). The max's gradient goes to the first
 // channel holding the maximum (amax splits it evenly among ties; they have measure zero for
 // real-valued features).
+//
+// Threads: the loops of (1) and (4) and their backward run sample by sample on different threads
+// (detail::for_each_slice), each writing only its own rows; the conv is Conv2d's (the same bits
+// for any thread count), so the module's results are too.
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "../core/module.hpp"
+#include "../core/parallel.hpp"
 #include "../layers/conv.hpp"
 
 namespace heed {
@@ -49,24 +54,29 @@ class SpatialAttention2d : public Module<T> {
     x_ = x;                      // (N, C*P)
     pooled_.resize(N, 2 * P);    // (N, 2*P)
     argmax_.resize(N, P);        // (N, P) channel of the max
-    for (Index n = 0; n < N; ++n)
-      for (Index p = 0; p < P; ++p) {                                      // (1)
-        T sum = 0, best = x(n, p);
-        Index arg = 0;
-        for (Index c = 0; c < C; ++c) {
-          const T v = x(n, c * P + p);
-          sum += v;
-          if (v > best || (std::isnan(v) && !std::isnan(best))) best = v, arg = c;
-        }
-        pooled_(n, p) = sum / static_cast<T>(C);
-        pooled_(n, P + p) = best;
-        argmax_(n, p) = arg;
+    // Sample by sample (threads over the batch), each channel's P values contiguous.
+    detail::for_each_slice(N, static_cast<double>(N) * C * P * 4, scratch_, [&](Index n, char&) {
+      auto mean = pooled_.row(n).head(P);
+      auto mx = pooled_.row(n).tail(P);
+      auto arg = argmax_.row(n);
+      mean = x.row(n).head(P);
+      mx = mean;
+      arg.setZero();
+      for (Index c = 1; c < C; ++c) {                                      // (1)
+        const auto xc = x.row(n).segment(c * P, P);
+        mean += xc;
+        for (Index p = 0; p < P; ++p)
+          if (xc(p) > mx(p) || (std::isnan(xc(p)) && !std::isnan(mx(p)))) mx(p) = xc(p), arg(p) = c;
       }
+      mean /= static_cast<T>(C);
+    });
     map_ = conv_.forward(pooled_);                                         // (2)
     map_ = (T(1) + (-map_.array()).exp()).inverse().matrix();              // (3)
     y_.resize(N, C * P);
-    for (Index c = 0; c < C; ++c)
-      y_.middleCols(c * P, P) = x.middleCols(c * P, P).cwiseProduct(map_); // (4)
+    detail::for_each_slice(N, static_cast<double>(N) * C * P * 2, scratch_, [&](Index n, char&) {
+      for (Index c = 0; c < C; ++c)                                        // (4)
+        y_.row(n).segment(c * P, P) = x.row(n).segment(c * P, P).cwiseProduct(map_.row(n));
+    });
     return y_;
   }
 
@@ -75,19 +85,25 @@ class SpatialAttention2d : public Module<T> {
     detail::require_forward(map_.rows() > 0, "SpatialAttention2d");
     detail::check_shape("SpatialAttention2d", "gradient", dy, x_.rows(), x_.cols());
     const Index N = x_.rows(), P = P_, C = x_.cols() / P;
-    dmap_.setZero(N, P);                                                   // d(4) wrt m
-    for (Index c = 0; c < C; ++c) dmap_ += dy.middleCols(c * P, P).cwiseProduct(x_.middleCols(c * P, P));
-    dmap_.array() *= map_.array() * (T(1) - map_.array());                 // d(3): ds
+    dmap_.resize(N, P);
+    detail::for_each_slice(N, static_cast<double>(N) * C * P * 2, scratch_, [&](Index n, char&) {
+      auto dm = dmap_.row(n);                                              // d(4) wrt m
+      dm = dy.row(n).head(P).cwiseProduct(x_.row(n).head(P));
+      for (Index c = 1; c < C; ++c) dm += dy.row(n).segment(c * P, P).cwiseProduct(x_.row(n).segment(c * P, P));
+      dm.array() *= map_.row(n).array() * (T(1) - map_.row(n).array());   // d(3): ds
+    });
     const Matrix<T>& dpooled = conv_.backward(dmap_);                      // d(2): (N, 2*P)
     if (!this->input_grad_) {
       dx_.resize(0, x_.cols());
       return dx_;
     }
     dx_.resize(N, C * P);
-    for (Index c = 0; c < C; ++c)                                          // d(4) wrt x, d(1) mean
-      dx_.middleCols(c * P, P) = dy.middleCols(c * P, P).cwiseProduct(map_) + dpooled.leftCols(P) / static_cast<T>(C);
-    for (Index n = 0; n < N; ++n)                                          // d(1) max
-      for (Index p = 0; p < P; ++p) dx_(n, argmax_(n, p) * P + p) += dpooled(n, P + p);
+    detail::for_each_slice(N, static_cast<double>(N) * C * P * 3, scratch_, [&](Index n, char&) {
+      const auto dmean = dpooled.row(n).head(P) / static_cast<T>(C);
+      for (Index c = 0; c < C; ++c)                                        // d(4) wrt x, d(1) mean
+        dx_.row(n).segment(c * P, P) = dy.row(n).segment(c * P, P).cwiseProduct(map_.row(n)) + dmean;
+      for (Index p = 0; p < P; ++p) dx_(n, argmax_(n, p) * P + p) += dpooled(n, P + p);  // d(1) max
+    });
     return dx_;
   }
 
@@ -117,6 +133,7 @@ class SpatialAttention2d : public Module<T> {
   Matrix<T> pooled_;              // (N, 2*P)
   Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> argmax_;  // (N, P)
   Matrix<T> map_, dmap_;          // (N, P)
+  std::vector<char> scratch_;     // for_each_slice's per-thread slot (unused)
 };
 
 }  // namespace heed
