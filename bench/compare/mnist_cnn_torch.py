@@ -3,11 +3,13 @@
 accuracy beside heed's.
 
   /usr/bin/python3 bench/compare/mnist_cnn_torch.py DATA_DIR [--model cnn|attention]
-      [--epochs 12] [--threads 2] [--seed 0] [--export-init FILE.pt]
+      [--epochs 12] [--threads 2] [--seed 0] [--export-init FILE.pt] [--load FILE]
 
 The network is examples/mnist_net.hpp's mnist_cnn_net with the same state_dict keys (conv1.weight
 ... fc2.bias; attn.conv.weight with --model attention), so --export-init writes PyTorch's initial
-weights with torch.save for `mnist_cnn --init-from FILE.pt`. Data: the IDX files read into tensors
+weights with torch.save for `mnist_cnn --init-from FILE.pt`, and --load FILE starts from weights
+`mnist_cnn --export FILE.safetensors` wrote (or a torch.save file); with --epochs 0 both sides
+then print the same test accuracy. Data: the IDX files read into tensors
 once, normalised (x/255 - 0.5)/0.5; each epoch's batches of 100 are slices of a random
 permutation; Adam lr 1e-3, cross-entropy. PyTorch 1.13 on this machine runs its convolutions
 through oneDNN (MKL-DNN). Prints a line per epoch with its time, then "Accuracy: xx.xx%".
@@ -23,8 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "conv"))
+_tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests")
+sys.path.insert(0, os.path.join(_tests, "conv"))
+sys.path.insert(0, os.path.join(_tests, "interop"))
 from conv_reference import SpatialAttention  # noqa: E402  (heed::SpatialAttention2d in PyTorch)
+from modules_reference import read_safetensors  # noqa: E402  (torch 1.13 has no safetensors module)
 
 
 def read_idx(path):
@@ -61,6 +66,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--export-init")
+    ap.add_argument("--load")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -69,6 +75,10 @@ def main():
     model = make_net(a.model == "attention")
     if a.export_init:
         torch.save(model.state_dict(), a.export_init)
+    if a.load:
+        state = read_safetensors(a.load)[0] if a.load.endswith(".safetensors") else torch.load(a.load)
+        model.load_state_dict(state)
+        print(f"Loaded {a.load}")
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     print(f"PyTorch {torch.__version__}, model {a.model}, {torch.get_num_threads()} thread(s), "

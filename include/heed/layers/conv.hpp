@@ -45,6 +45,7 @@ struct Size2 {
   Index h = 0, w = 0;
   Size2(Index v = 0) : h(v), w(v) {}  // NOLINT: implicit, `.stride = 2`
   Size2(Index h_, Index w_) : h(h_), w(w_) {}
+  Size2(std::pair<Index, Index> hw) : h(hw.first), w(hw.second) {}  // NOLINT: `.input = conv.output_hw()`
   bool operator==(const Size2&) const = default;
 };
 
