@@ -88,8 +88,8 @@ Args parse(int argc, char** argv) {
 
 // One image: [digit | attention map over the digit], each 28x28 panel scaled by `scale`. The map
 // (24x24, conv2's positions) is centred on the pixels it sees: position (i, j) is pixel
-// (i + 2, j + 2), the centre of its 5x5 receptive field; the 2-pixel border takes the nearest
-// position. `lo`..`hi` is mapped to the colour scale.
+// (i + 2, j + 2), the centre of conv2's 5x5 receptive field (the map's 7x7 conv widens it to
+// 11x11 around the same centre); the 2-pixel border takes the nearest position. `lo`..`hi` is mapped to the colour scale.
 void write_map(const std::string& path, const std::uint8_t* pixels, const Scalar* map, double lo, double hi,
                int scale) {
   const int side = 28 * scale, gap = 2 * scale, w = 2 * side + gap, h = side;
@@ -171,10 +171,14 @@ int main(int argc, char** argv) try {
   const Index n_maps = args.maps.empty() ? 0 : std::min<Index>(args.num_maps, mnist.test_images.rows());
   if (n_maps > 0) {
     std::filesystem::create_directories(args.maps);
-    heed::normalize(mnist.test_images.topRows(n_maps), x, Scalar(0.5), Scalar(0.5));
     model.eval();
-    model.forward(x);
-    const Matrix<Scalar> maps = attn->attention_map();  // (n, 24*24)
+    Matrix<Scalar> maps(n_maps, 24 * 24);  // (n, 24*24), in batches of 200 as the evaluation
+    for (Index i = 0; i < n_maps; i += 200) {
+      const Index n = std::min<Index>(200, n_maps - i);
+      heed::normalize(mnist.test_images.middleRows(i, n), x, Scalar(0.5), Scalar(0.5));
+      model.forward(x);
+      maps.middleRows(i, n) = attn->attention_map();
+    }
     for (Index i = 0; i < n_maps; ++i) {
       const double lo = maps.row(i).minCoeff(), hi = maps.row(i).maxCoeff();
       char name[96];

@@ -55,7 +55,7 @@ heed::Sequential<T> mnist_cnn_net(heed::Generator& gen, bool attention, std::uin
   net.template emplace_named<heed::ReLU<T>>("relu2");
   if (attention)
     net.template emplace_named<heed::SpatialAttention2d<T>>("attn", heed::SpatialAttention2dOptions{.input = {24, 24}}, gen);
-  net.template emplace_named<heed::MaxPool2d<T>>("pool", 2, heed::MaxPool2dOptions{.input = {24, 24}});
+  net.template emplace_named<heed::MaxPool2d<T>>("pool", 2, heed::MaxPool2dOptions{.input = {24, 24}, .channels = 64});
   net.template emplace_named<heed::Dropout<T>>("drop1", 0.25, dropout_seed * 31 + 1);
   net.template emplace_named<heed::Flatten<T>>("flatten");
   net.template emplace_named<heed::Linear<T>>("fc1", 64 * 12 * 12, 128, true, gen);

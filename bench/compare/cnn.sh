@@ -19,7 +19,7 @@ bin="$root/build/release/examples/mnist_cnn"
 [[ -x $bin ]] || { echo "cnn.sh: $bin missing (cmake --build --preset release --target mnist_cnn)" >&2; exit 1; }
 
 mean_epoch() { awk '/^Epoch \[/ { for (i = 1; i <= NF; ++i) if ($i == "Time:") { s += $(i + 1); n++ } }
-                    END { if (n) printf "%.2f", s / n; else printf "nan" }' "$1"; }
+                    END { if (n) printf "%.2f", s / n; else printf "0" }' "$1"; }  # 0: no epoch ran
 for model in cnn attention; do
   for side in heed torch; do
     name="mnist_${side}_${model}"
@@ -29,11 +29,11 @@ for model in cnn attention; do
       echo "cnn.sh: $name FAILED (see $out/$name.err)"
   done
   h=$(mean_epoch "$out/mnist_heed_${model}.log") t=$(mean_epoch "$out/mnist_torch_${model}.log")
-  ha=$(grep -oP '^Accuracy: \K[0-9.]+' "$out/mnist_heed_${model}.log" || echo nan)
-  ta=$(grep -oP '^Accuracy: \K[0-9.]+' "$out/mnist_torch_${model}.log" || echo nan)
+  ha=$(grep -oP '^Accuracy: \K[0-9.]+' "$out/mnist_heed_${model}.log" || echo 0)
+  ta=$(grep -oP '^Accuracy: \K[0-9.]+' "$out/mnist_torch_${model}.log" || echo 0)
   hm=$(grep -oP 'Maximum resident set size \(kbytes\): \K[0-9]+' "$out/mnist_heed_${model}.time" || echo 0)
   tm=$(grep -oP 'Maximum resident set size \(kbytes\): \K[0-9]+' "$out/mnist_torch_${model}.time" || echo 0)
   awk -v m="$model" -v e="$epochs" -v h="$h" -v t="$t" -v ha="$ha" -v ta="$ta" -v hm="$hm" -v tm="$tm" 'BEGIN {
-    printf "%-9s %d epoch(s): heed %6.2f s/epoch %6.2f%% %5.0f MiB | PyTorch %6.2f s/epoch %6.2f%% %5.0f MiB | epoch time heed / PyTorch %.2f\n",
-           m, e, h, ha, hm / 1024, t, ta, tm / 1024, h / t }'
+    printf "%-9s %d epoch(s): heed %6.2f s/epoch %6.2f%% %5.0f MiB | PyTorch %6.2f s/epoch %6.2f%% %5.0f MiB | epoch time heed / PyTorch %s\n",
+           m, e, h, ha, hm / 1024, t, ta, tm / 1024, (h > 0 && t > 0 ? sprintf("%.2f", h / t) : "- (a run failed)") }'
 done

@@ -56,7 +56,7 @@ benches=$(cd bench && ls bench_*.cpp | sed 's/\.cpp$//')
 # shellcheck disable=SC2086
 cmake --build --preset release --target $benches mnist_mlp mnist_cnn
 mkdir -p "$out"
-rm -f "$out"/*.json "$out"/*.log "$out"/*.time
+rm -f "$out"/*.json "$out"/*.log "$out"/*.time "$out"/*.err
 {
   echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -48,6 +48,22 @@ TEST_CASE_TEMPLATE("SpatialAttention2d matches PyTorch: output, input gradient a
     fixture::compare(f, "dx", sa.backward(f.matrix<T>("__input__.dy")));
     fixture::compare(f, "dconv.weight", *sa.conv().parameters()[0].grad);
   }
+  // After a ReLU every channel is 0 at some positions: the max's gradient is split among the
+  // tied channels, as torch.amax's (here 1 in 8 positions of 3 channels).
+  if (const std::string path = fixture::path<T>("spatial_relu"); !path.empty()) {
+    heed::Sequential<T> net(heed::ReLU<T>(), heed::SpatialAttention2d<T>({.input = {4, 4}, .kernel_size = 3}));
+    heed::load_weights(net, path, {.rename = fixture::skip_reserved});
+    heed::io::Safetensors f(path);
+    const Matrix<T> x = f.matrix<T>("__input__.x");
+    Index tied = 0;
+    for (Index n = 0; n < x.rows(); ++n)
+      for (Index p = 0; p < 16; ++p) tied += x(n, p) <= 0 && x(n, 16 + p) <= 0 && x(n, 32 + p) <= 0;
+    CHECK(tied > 0);
+    net.zero_grad();
+    fixture::compare(f, "y", net.forward(x));
+    fixture::compare(f, "dx", net.backward(f.matrix<T>("__input__.dy")));
+    fixture::compare(f, "d1.conv.weight", *net.parameters()[0].grad);
+  }
   fixture::print_worst("SpatialAttention2d");
 }
 
@@ -101,10 +117,10 @@ TEST_CASE("SpatialAttention2d: output and gradients are bit-identical with 1 and
   auto run = [](int threads) {
     Eigen::setNbThreads(threads);
     heed::Generator g(4);
-    heed::SpatialAttention2d<double> sa({.input = {12, 12}}, g);
-    const Matrix<double> x = randn(16, 32 * 144, 6);
+    heed::SpatialAttention2d<double> sa({.input = {24, 24}}, g);  // 32 * 64 * 576 * 4 > 1e6: threaded
+    const Matrix<double> x = randn(32, 64 * 576, 6);
     std::vector<Matrix<double>> out{sa.forward(x)};
-    out.push_back(sa.backward(randn(16, 32 * 144, 7)));
+    out.push_back(sa.backward(randn(32, 64 * 576, 7)));
     out.push_back(*sa.parameters()[0].grad);
     return out;
   };

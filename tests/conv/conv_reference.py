@@ -68,6 +68,8 @@ CONFIGS = {
     # SpatialAttention2d (heed/attention/spatial_attention.hpp)
     "spatial7": (lambda: SpatialAttention(7), (4, 6, 5)),
     "spatial3": (lambda: SpatialAttention(3), (3, 4, 4)),
+    # after a ReLU: positions where every channel is 0 tie for the max (amax splits the gradient)
+    "spatial_relu": (lambda: nn.Sequential(nn.ReLU(), SpatialAttention(3)), (3, 4, 4)),
 }
 FLOAT32 = {"plain", "groups2", "maxpool_k2", "avgpool_pad_ceil", "adaptive_avg", "bn2d", "spatial7"}
 TORCH_SAVE = {"bn2d"}  # also written with torch.save: num_batches_tracked as a LongStorage

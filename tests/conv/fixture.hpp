@@ -43,6 +43,8 @@ void compare(const heed::io::TensorFile& f, const std::string& key, const heed::
   CAPTURE(key);
   REQUIRE(got.size() == want.size());
   const heed::Matrix<T> g = got.template reshaped<Eigen::RowMajor>(want.rows(), want.cols());
+  REQUIRE(want.allFinite());
+  REQUIRE(g.allFinite());  // maxCoeff below may skip a NaN
   const double diff = static_cast<double>((g - want).cwiseAbs().maxCoeff());
   const double scale = std::max(1.0, static_cast<double>(want.cwiseAbs().maxCoeff()));
   CHECK(diff <= kTol<T> * scale);

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -149,11 +150,34 @@ TEST_CASE("BatchNorm2d: num_batches_tracked is PyTorch's 0-D int64 in safetensor
   entries.push_back({"num_batches_tracked", heed::io::Dtype::I64, {}, {reinterpret_cast<const char*>(&big), 8}});
   heed::io::save_safetensors(out, entries);
   const std::string msg = heed_test::error_of<heed::ValueError>([&] { heed::load_weights(again, out); });
-  CHECK(msg.find("'num_batches_tracked' = 16777217 is not exact in float") != std::string::npos);
+  CHECK(msg.find("'num_batches_tracked' is a count, got I64 16777217, expected a whole number in [0, 2^24] (exact in "
+                 "float)") != std::string::npos);
   CHECK(again.num_batches_tracked() == 5);
   heed::BatchNorm2d<double> wide(3);
   heed::load_weights(wide, out);  // exact in double
   CHECK(wide.num_batches_tracked() == big);
+  // A float tensor for the count loads when it is a whole number >= 0 (PyTorch would copy it
+  // in); 2.5, -1, NaN and inf are refused, naming the value.
+  for (const double v : {7.0, 2.5, -1.0, std::nan(""), HUGE_VAL}) {
+    CAPTURE(v);
+    entries.back() = {"num_batches_tracked", heed::io::Dtype::F64, {}, {reinterpret_cast<const char*>(&v), 8}};
+    heed::io::save_safetensors(out, entries);
+    if (v == 7.0) {
+      heed::load_weights(again, out);
+      CHECK(again.num_batches_tracked() == 7);
+    } else {
+      const std::string m = heed_test::error_of<heed::ValueError>([&] { heed::load_weights(again, out); });
+      CHECK(m.find("'num_batches_tracked' is a count, got F64 ") != std::string::npos);
+      CHECK(again.num_batches_tracked() == 7);  // unchanged
+    }
+  }
+  // A count that is not a whole number is not written either.
+  again.load_state_dict(bn.state_dict());
+  (*again.buffers()[2].value)(0, 0) = 2.5f;
+  CHECK_THROWS_WITH_AS(heed::save_safetensors(again, out),
+                       ("save_safetensors: " + out + ": 'num_batches_tracked' is a count, got 2.5 (expected a whole "
+                        "number >= 0)").c_str(),
+                       heed::ValueError);
   std::filesystem::remove(out);
 }
 
@@ -206,8 +230,8 @@ TEST_CASE("BatchNorm2d: running statistics as PyTorch defines them; eval uses th
   CHECK(bn.running_mean().isZero());
   CHECK(bn.running_var().isOnes());
   CHECK(bn.num_batches_tracked() == 0);
-  CHECK(bn.extra_repr() == "2, eps=1e-05, momentum=None, affine=True, track_running_stats=True");
-  CHECK(heed::BatchNorm1d<float>(8).extra_repr() == "8, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True");
+  CHECK(bn.extra_repr() == "2, eps=1e-05, momentum=nullopt, affine=true, track_running_stats=true");
+  CHECK(heed::BatchNorm1d<float>(8).extra_repr() == "8, eps=1e-05, momentum=0.1, affine=true, track_running_stats=true");
   CHECK(heed::BatchNorm1d<float>(8).name() == "BatchNorm1d");
 }
 
@@ -219,8 +243,22 @@ TEST_CASE_TEMPLATE("BatchNorm, Dropout2d, Flatten refuse bad arguments and input
                        heed::ShapeError);
   CHECK_THROWS_AS(bn.backward(Matrix<T>::Zero(2, 9)), heed::ValueError);  // before forward
   CHECK_THROWS_WITH_AS(heed::BatchNorm1d<T>(4).forward(Matrix<T>::Zero(1, 4)),
-                       "BatchNorm1d: expected more than 1 value per channel when training, got input (1, 4) (1 per channel)",
+                       "BatchNorm1d: expected more than 1 value per channel when using the batch's statistics "
+                       "(training, or track_running_stats=false), got input (1, 4) (1 per channel)",
                        heed::ValueError);
+  heed::BatchNorm1d<T> nostats(4, {.track_running_stats = false});
+  nostats.eval();  // still the batch's statistics, as PyTorch
+  CHECK_THROWS_AS(nostats.forward(Matrix<T>::Zero(1, 4)), heed::ValueError);
+  CHECK_THROWS_AS(nostats.forward(Matrix<T>::Zero(0, 4)), heed::ShapeError);
+  // A refused input leaves the last forward's state: backward still matches that forward.
+  heed::BatchNorm1d<T> keep(2);
+  keep.eval();
+  const Matrix<T> xk = Matrix<T>::Ones(1, 2), dyk = Matrix<T>::Ones(1, 2);
+  keep.forward(xk);
+  const Matrix<T> dx_eval = keep.backward(dyk);
+  keep.train();
+  CHECK_THROWS_AS(keep.forward(xk), heed::ValueError);
+  CHECK(keep.backward(dyk) == dx_eval);
   heed::BatchNorm1d<T> one(4);
   one.eval();
   CHECK(one.forward(Matrix<T>::Ones(1, 4)).isApprox(Matrix<T>::Constant(1, 4, static_cast<T>(1 / std::sqrt(1 + 1e-5)))));
@@ -275,7 +313,7 @@ TEST_CASE("Dropout2d: whole feature maps dropped, the rest scaled by 1/(1-p); ba
   d.eval();
   CHECK(d.forward(x) == x);
   CHECK(d.backward(dy) == dy);
-  CHECK(d.extra_repr() == "p=0.25");
+  CHECK(d.extra_repr() == "p=0.25, channels=8");
   // Its generator is in the registry, so a checkpoint restores the stream.
   heed::Sequential<double> net(heed::Dropout2d<double>(0.5, 2));
   CHECK(net.generators().size() == 1);

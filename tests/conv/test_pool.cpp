@@ -132,7 +132,7 @@ TEST_CASE("pooling: output sizes (PyTorch's ceil_mode rule), channels inferred p
   CHECK(p.name() == "MaxPool2d");
   CHECK(p.output_hw() == std::pair<Index, Index>{14, 14});
   CHECK(p.output_size(32) == 32 * 196);
-  CHECK(p.extra_repr() == "kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False");
+  CHECK(p.extra_repr() == "kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=false");
   CHECK(p.channels() == -1);
   CHECK(p.forward(Matrix<double>::Zero(2, 5 * 784)).cols() == 5 * 196);
   CHECK(p.channels() == 5);
@@ -141,7 +141,7 @@ TEST_CASE("pooling: output sizes (PyTorch's ceil_mode rule), channels inferred p
   CHECK(p.backward(Matrix<double>::Zero(3, 196)).cols() == 784);
 
   heed::MaxPool2d<double> q({2, 3}, {.input = {8, 9}, .stride = {1, 2}});
-  CHECK(q.extra_repr() == "kernel_size=(2, 3), stride=(1, 2), padding=0, dilation=1, ceil_mode=False");
+  CHECK(q.extra_repr() == "kernel_size=(2, 3), stride=(1, 2), padding=0, dilation=1, ceil_mode=false");
   CHECK(q.output_hw() == std::pair<Index, Index>{7, 4});
 
   // ceil_mode: 5 rows, kernel 2 stride 2: ceil((5 - 2) / 2) + 1 = 3 windows (floor: 2) ...
@@ -155,9 +155,9 @@ TEST_CASE("pooling: output sizes (PyTorch's ceil_mode rule), channels inferred p
   CHECK(p1.name() == "MaxPool1d");
   CHECK(p1.output_length() == 6);
   CHECK(p1.output_size(3) == 18);
-  CHECK(p1.extra_repr() == "kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True");
+  CHECK(p1.extra_repr() == "kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=true");
   CHECK(heed::MaxPool1d<double>(3, {.input = 12}).extra_repr() ==
-        "kernel_size=3, stride=3, padding=0, dilation=1, ceil_mode=False");
+        "kernel_size=3, stride=3, padding=0, dilation=1, ceil_mode=false");
 
   heed::AvgPool2d<double> a(3, {.input = {8, 7}, .stride = 2, .padding = 1, .ceil_mode = true});
   CHECK(a.name() == "AvgPool2d");
@@ -260,7 +260,7 @@ TEST_CASE_TEMPLATE("pooling refuses bad arguments and inputs, naming the module 
         "padding=(0, 0)");
   CHECK(error_of<heed::ShapeError>([&] { max2d(3, MO{.input = {4, 4}, .stride = 1, .dilation = 2, .ceil_mode = true}); }) ==
         "MaxPool2d: output size (0, 0) is too small for input (4, 4) with kernel_size=(3, 3), stride=(1, 1), "
-        "padding=(0, 0), dilation=(2, 2), ceil_mode=True");
+        "padding=(0, 0), dilation=(2, 2), ceil_mode=true");
   max2d(4, MO{.input = {4, 4}, .padding = 2});  // 4 / 2 = 2: allowed, as PyTorch
 
   heed::MaxPool1d<T> p1(3, {.input = 12});
@@ -311,7 +311,7 @@ TEST_CASE("Conv2d -> ReLU -> MaxPool2d -> Linear in a Sequential: sizes chain, g
   std::vector<std::string> names;
   for (auto& p : net.parameters()) names.push_back(p.name);
   CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "3.weight", "3.bias"});
-  CHECK(heed::summary(net).find("  (2): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)\n") !=
+  CHECK(heed::summary(net).find("  (2): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=false)\n") !=
         std::string::npos);
   const Matrix<double> x = randn(3, 36, 8);
   CHECK(net.forward(x).cols() == 4);
@@ -354,4 +354,23 @@ TEST_CASE("pooling: output and input gradient are bit-identical with 1 and 2 thr
     for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
   }
   Eigen::setNbThreads(saved);
+}
+
+TEST_CASE_TEMPLATE("pooling with .channels: a wrong .input whose H*W divides the width is refused", T, float, double) {
+  // A Conv2d(1, 8, 3, padding 1) on 28x28 gives (N, 8*28*28); pooling told 14x14 would read it as 32 channels.
+  heed::MaxPool2d<T> loose(2, {.input = {14, 14}});
+  CHECK(loose.forward(Matrix<T>::Zero(2, 8 * 28 * 28)).cols() == 32 * 7 * 7);  // no way to tell
+  heed::MaxPool2d<T> strict(2, {.input = {14, 14}, .channels = 8});
+  CHECK_THROWS_WITH_AS(strict.forward(Matrix<T>::Zero(2, 8 * 28 * 28)),
+                       "MaxPool2d: input expected (*, 1568) = (*, 8*14*14), got (2, 6272)", heed::ShapeError);
+  CHECK(strict.forward(Matrix<T>::Zero(2, 8 * 14 * 14)).cols() == 8 * 7 * 7);
+  heed::AvgPool2d<T> avg(2, {.input = {4, 4}, .channels = 3});
+  CHECK_THROWS_AS(avg.forward(Matrix<T>::Zero(1, 6 * 16)), heed::ShapeError);
+  heed::AdaptiveAvgPool2d<T> ad({2, 2}, {.input = {4, 4}, .channels = 3});
+  CHECK_THROWS_AS(ad.forward(Matrix<T>::Zero(1, 6 * 16)), heed::ShapeError);
+  heed::MaxPool1d<T> m1(2, {.input = 8, .channels = 2});
+  CHECK_THROWS_WITH_AS(m1.forward(Matrix<T>::Zero(1, 32)), "MaxPool1d: input expected (*, 16) = (*, 2*8), got (1, 32)",
+                       heed::ShapeError);
+  CHECK_THROWS_WITH_AS(heed::MaxPool2d<T>(2, {.input = {4, 4}, .channels = -1}),
+                       "MaxPool2d: channels must be >= 0 (0: any), got -1", heed::ValueError);
 }

@@ -103,6 +103,14 @@ if [[ $name == mnist_cnn ]]; then
     bad "--maps: exit $?: $(cat "$work/maps.log")"
   [[ $(ls "$work/maps" | grep -c '^test_000[0-2]_label[0-9]_pred[0-9]\.png$') == 3 ]] ||
     bad "--maps --num-maps 3 did not write 3 PNG files: $(ls "$work/maps")"
+  # The attention model's weights (attn.conv.weight too) go out and come back.
+  "$bin" "${run[@]}" --model attention --epochs 1 --export "$work/attn.safetensors" >"$work/attn.log" 2>&1 ||
+    bad "--model attention --export: exit $?: $(cat "$work/attn.log")"
+  "$bin" "${run[@]}" --model attention --epochs 0 --init-from "$work/attn.safetensors" >"$work/attn_eval.log" 2>&1 ||
+    bad "--model attention --init-from: exit $?: $(cat "$work/attn_eval.log")"
+  [[ -n $(report "$work/attn_eval.log") ]] && diff <(report "$work/attn.log") <(report "$work/attn_eval.log") ||
+    bad "--model attention: the exported weights evaluate differently"
+  refused 1 "missing keys (1): 'attn.conv.weight'" -- --model attention --epochs 0 --init-from "$work/trained.safetensors"
   refused 2 "--maps needs --model attention" -- --maps "$work/maps"
   refused 2 "--model is cnn or attention" -- --model mlp
   # The attention model's checkpoint (its attn.conv weight too) resumes exactly.

@@ -15,9 +15,9 @@
 //       def forward(self, x):
 //           a = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
 //           return x * torch.sigmoid(self.conv(a))
-// with the state_dict key "conv.weight" (1, 2, k, k). The max's gradient goes to the first
-// channel holding the maximum (amax splits it evenly among ties; they have measure zero for
-// real-valued features).
+// with the state_dict key "conv.weight" (1, 2, k, k). The max's gradient is split evenly among
+// the channels that hold the maximum, as amax's: after a ReLU, a position where every channel
+// is 0 is such a tie. (A NaN maximum sends it all to the first NaN.)
 //
 // Threads: the loops of (1) and (4) and their backward run sample by sample on different threads
 // (detail::for_each_slice), each writing only its own rows; the conv is Conv2d's (the same bits
@@ -53,7 +53,8 @@ class SpatialAttention2d : public Module<T> {
     const Index N = x.rows(), C = x.cols() / P;
     x_ = x;                      // (N, C*P)
     pooled_.resize(N, 2 * P);    // (N, 2*P)
-    argmax_.resize(N, P);        // (N, P) channel of the max
+    argmax_.resize(N, P);        // (N, P) channel of the max (the first)
+    ties_.resize(N, P);          // (N, P) how many channels hold it
     // Sample by sample (threads over the batch), each channel's P values contiguous.
     detail::for_each_slice(N, static_cast<double>(N) * C * P * 4, scratch_, [&](Index n, char&) {
       auto mean = pooled_.row(n).head(P);
@@ -69,6 +70,9 @@ class SpatialAttention2d : public Module<T> {
           if (xc(p) > mx(p) || (std::isnan(xc(p)) && !std::isnan(mx(p)))) mx(p) = xc(p), arg(p) = c;
       }
       mean /= static_cast<T>(C);
+      auto ties = ties_.row(n);  // channels holding the maximum, for d(1)
+      ties.setZero();
+      for (Index c = 0; c < C; ++c) ties += (x.row(n).segment(c * P, P).array() == mx.array()).template cast<T>().matrix();
     });
     map_ = conv_.forward(pooled_);                                         // (2)
     map_ = (T(1) + (-map_.array()).exp()).inverse().matrix();              // (3)
@@ -98,13 +102,25 @@ class SpatialAttention2d : public Module<T> {
       return dx_;
     }
     dx_.resize(N, C * P);
-    detail::for_each_slice(N, static_cast<double>(N) * C * P * 3, scratch_, [&](Index n, char&) {
+    detail::for_each_slice(N, static_cast<double>(N) * C * P * 4, scratch_, [&](Index n, char&) {
       const auto dmean = dpooled.row(n).head(P) / static_cast<T>(C);
-      for (Index c = 0; c < C; ++c)                                        // d(4) wrt x, d(1) mean
-        dx_.row(n).segment(c * P, P) = dy.row(n).segment(c * P, P).cwiseProduct(map_.row(n)) + dmean;
-      for (Index p = 0; p < P; ++p) dx_(n, argmax_(n, p) * P + p) += dpooled(n, P + p);  // d(1) max
+      const auto mx = pooled_.row(n).tail(P).array();
+      const auto dmax = dpooled.row(n).tail(P).array() / ties_.row(n).array().max(T(1));  // a share per tie
+      for (Index c = 0; c < C; ++c) {   // d(4) wrt x, d(1) mean and max (each tied channel its share)
+        const auto xc = x_.row(n).segment(c * P, P).array();
+        dx_.row(n).segment(c * P, P).array() = dy.row(n).segment(c * P, P).array() * map_.row(n).array() + dmean.array() +
+                                               (xc == mx).select(dmax, T(0));
+      }
+      for (Index p = 0; p < P; ++p)     // a NaN maximum (no tie counted): all to the first NaN
+        if (ties_(n, p) == 0) dx_(n, argmax_(n, p) * P + p) += dpooled(n, P + p);
     });
     return dx_;
+  }
+
+  // Without the input gradient, the conv's (of the pooled maps) is not needed either.
+  void requires_input_grad(bool on) override {
+    this->input_grad_ = on;
+    conv_.requires_input_grad(on);
   }
 
   Children<T> children() override { return {{"conv", &conv_}}; }
@@ -133,6 +149,7 @@ class SpatialAttention2d : public Module<T> {
   Matrix<T> pooled_;              // (N, 2*P)
   Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> argmax_;  // (N, P)
   Matrix<T> map_, dmap_;          // (N, P)
+  Matrix<T> ties_;                // (N, P) channels holding the max
   std::vector<char> scratch_;     // for_each_slice's per-thread slot (unused)
 };
 

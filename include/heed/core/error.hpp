@@ -78,6 +78,21 @@ void check_shape(std::string_view module, const char* what, const M& m, std::int
   check_shape(module, what, m.rows(), m.cols(), exp_rows, exp_cols);
 }
 
+// The positions per channel S of an (N, C*S) input whose channel count C a module knows
+// (BatchNorm's num_features, Dropout2d's channels): ShapeError unless cols is a positive
+// multiple of C (and rows >= min_rows), naming `what` C is.
+inline std::int64_t channel_positions(std::string_view module, std::int64_t rows, std::int64_t cols, std::int64_t C,
+                                      const char* what, std::int64_t min_rows = 0) {
+  if (cols == 0 || cols % C != 0 || rows < min_rows) {
+    std::string m(module);  // appended piece by piece (g++ 12's false -Wrestrict on "x" + s chains)
+    m.append(": input expected (N, ").append(std::to_string(C)).append("*S) with ");
+    m.append(min_rows > 0 ? "N, S >= 1 (" : "S >= 1 (").append(what).append(" ").append(std::to_string(C));
+    m.append("), got ").append(shape_str(rows, cols));
+    throw ShapeError(m);
+  }
+  return cols / C;
+}
+
 // For constructor arguments: msg is built whether or not it is thrown, so keep it out of
 // per-step code (throw directly there).
 inline void require(bool ok, std::string_view module, const std::string& msg) {

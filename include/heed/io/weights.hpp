@@ -6,23 +6,28 @@
 //   heed::save_safetensors(model, "net.safetensors");    // PyTorch: load_state_dict(load_file(...))
 //
 // Names are the model's state_dict keys (heed uses PyTorch's), shapes are PyTorch's: a bias or
-// norm vector heed keeps as a (1, n) row is (n,) in the file (Parameter::shape), every other
-// tensor is (rows, cols). The format comes from the file's first bytes, not its name.
+// norm vector heed keeps as a (1, n) row is (n,) in the file (Parameter::shape), a count
+// (Buffer::count, BatchNorm's num_batches_tracked) is a 0-D int64 (), every other tensor is
+// (rows, cols). The format comes from the file's first bytes, not its name.
 //
 // load_weights checks everything before any value is assigned, as load_state_dict does: every
-// missing, unexpected and mis-shaped name (and non-float dtype) is listed in one message, and
-// on any error the model is unchanged. Values convert to the model's scalar (F64 to float
-// rounds; a finite value beyond float's range is a ValueError naming the element).
+// missing, unexpected and mis-shaped name, integer tensor where a float one belongs, and count
+// that is not a whole number in [0, 2^digits of T] is listed in one message, and on any error
+// the model is unchanged. Values convert to the model's scalar (F64 to float rounds; a finite
+// value beyond float's range is a ValueError naming the element). save_safetensors writes F32
+// or F64, and a count as I64.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <iomanip>
 #include <limits>
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -72,6 +77,25 @@ inline FileFormat detect_format(const std::string& path) {
 }
 
 namespace detail_weights {
+// A count's one value as the file holds it (shape () checked by the caller): an integer
+// (I64, I32) or a float tensor's element, as a double (an I64 beyond 2^53 rounds, still > 2^24).
+inline double count_raw(const TensorFile& f, const TensorInfo& t) {
+  if (!dtype_is_float(t.dtype)) return static_cast<double>(f.integers(t.name).at(0));
+  return f.matrix<double>(t.name)(0, 0);
+}
+// A count's value in a message: every digit of a whole number ("16777217"), else 17 digits.
+inline std::string count_str(double v) {
+  std::ostringstream s;
+  s << std::setprecision(17) << v;
+  return s.str();
+}
+// The same when it is a whole number (PyTorch's copy_ of a float into num_batches_tracked would
+// truncate silently), else NaN.
+inline double count_value(const TensorFile& f, const TensorInfo& t) {
+  const double v = count_raw(f, t);
+  return std::isfinite(v) && v == std::trunc(v) ? v : std::numeric_limits<double>::quiet_NaN();
+}
+
 template <class... Mode>
 std::unique_ptr<TensorFile> open_tensors(const std::string& path, Mode... mode) {
   switch (detect_format(path)) {
@@ -139,6 +163,7 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, 
   IncompatibleKeys keys;
   std::vector<std::string> mismatched;
   std::set<std::string> known;
+  std::map<std::string, double> counts;  // the checked value of every count in the file
   for (const Target& tg : targets) {
     known.insert(tg.name);
     const auto it = by_key.find(tg.name);
@@ -159,6 +184,14 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, 
       std::vector<std::uint64_t> want(tg.shape.begin(), tg.shape.end());
       mismatched.push_back(shown + " expected " + io::detail_tensor::shape_str(want) + ", got " +
                            io::detail_tensor::shape_str(t.shape));
+    } else if (tg.count) {
+      counts[tg.name] = io::detail_weights::count_value(file, t);  // NaN when not a valid count
+      const double hi = std::ldexp(1.0, std::numeric_limits<T>::digits);
+      if (!(counts[tg.name] >= 0 && counts[tg.name] <= hi))
+        problems.push_back(shown + " is a count, got " + io::dtype_name(t.dtype) + " " +
+                           io::detail_weights::count_str(io::detail_weights::count_raw(file, t)) +
+                           ", expected a whole number in [0, 2^" + std::to_string(std::numeric_limits<T>::digits) +
+                           "] (exact in " + (std::is_same_v<T, float> ? "float" : "double") + ")");
     }
   }
   for (const io::TensorInfo& t : file.entries())  // in the file's order
@@ -177,17 +210,8 @@ IncompatibleKeys load_weights(ModuleBase<T>& model, const io::TensorFile& file, 
   for (const Target& tg : targets)
     if (const auto it = by_key.find(tg.name); it != by_key.end()) {
       const io::TensorInfo& t = *it->second;
-      Matrix<T> m;
-      if (io::dtype_is_float(t.dtype)) {
-        m = file.matrix<T>(t.name);
-      } else {  // a count: one integer, exact in T
-        const std::int64_t v = file.integers(t.name).at(0);  // shape () checked above: one element
-        constexpr auto exact = std::int64_t{1} << std::numeric_limits<T>::digits;
-        if (v < -exact || v > exact)
-          throw ValueError("load_weights: " + file.path() + ": '" + tg.name + "' = " + std::to_string(v) +
-                           " is not exact in " + (std::is_same_v<T, float> ? "float" : "double"));
-        m = Matrix<T>::Constant(1, 1, static_cast<T>(v));
-      }
+      Matrix<T> m = tg.count ? Matrix<T>::Constant(1, 1, static_cast<T>(counts.at(tg.name)))  // exact: checked
+                             : file.matrix<T>(t.name);
       m.resize(tg.value->rows(), tg.value->cols());  // same size, row-major: (n,) -> (1, n) keeps the order
       dict.insert(tg.name, std::move(m));
     }
@@ -222,7 +246,11 @@ void save_safetensors(ModuleBase<T>& model, const std::string& path, std::map<st
       add(b);
       continue;
     }
-    counts.push_back(static_cast<std::int64_t>(std::llround((*b.value)(0, 0))));
+    const double v = static_cast<double>((*b.value)(0, 0));
+    if (!(std::isfinite(v) && v >= 0 && v == std::trunc(v)))
+      throw ValueError("save_safetensors: " + path + ": '" + b.name + "' is a count, got " + heed::detail::num_repr(v) +
+                       " (expected a whole number >= 0)");
+    counts.push_back(static_cast<std::int64_t>(v));
     entries.push_back({b.name, io::Dtype::I64, {}, {reinterpret_cast<const char*>(&counts.back()), 8}});
   }
   io::save_safetensors(path, entries, metadata);

@@ -44,15 +44,13 @@ class BatchNormCore : public Module<T> {
   // forward                                          x (N, C*S) -> y (N, C*S)
   const Matrix<T>& forward(const ConstRef<T>& x) override {
     const Index C = C_;
-    if (x.cols() == 0 || x.cols() % C != 0 || x.rows() == 0)
-      throw ShapeError(std::string(name_) + ": input expected (N, " + std::to_string(C) +
-                       "*S) with N, S >= 1 (num_features " + std::to_string(C) + "), got " +
-                       shape_str(x.rows(), x.cols()));
-    const Index N = x.rows(), S = x.cols() / C, M = N * S;
-    batch_stats_ = this->training_ || !track_;
-    if (this->training_ && M <= 1)
-      throw ValueError(std::string(name_) + ": expected more than 1 value per channel when training, got input " +
-                       shape_str(N, x.cols()) + " (" + std::to_string(M) + " per channel)");
+    const Index N = x.rows(), S = channel_positions(name_, x.rows(), x.cols(), C, "num_features", 1), M = N * S;
+    const bool batch_stats = this->training_ || !track_;
+    if (batch_stats && M <= 1)  // PyTorch's check too (it normalises with the batch then, eval or not)
+      throw ValueError(std::string(name_) + ": expected more than 1 value per channel when using the batch's "
+                       "statistics (training, or track_running_stats=false), got input " + shape_str(N, x.cols()) +
+                       " (" + std::to_string(M) + " per channel)");
+    batch_stats_ = batch_stats;  // after every check: a refused input leaves the last forward's state
     S_ = S;
     xhat_.resize(N, C * S);  // (N, C*S)
     y_.resize(N, C * S);     // (N, C*S)
@@ -64,9 +62,11 @@ class BatchNormCore : public Module<T> {
       auto d = xhat_.middleCols(c * S, S).array();     // x - mu, then xhat
       T var;
       if (batch_stats_) {
-        const T mu = xc.sum() / static_cast<T>(M);    // (1)
+        // The sums in double, as PyTorch's CPU kernel (acc_type<float> is double): a channel
+        // of a conv net's batch holds 10^4-10^5 values.
+        const T mu = static_cast<T>(xc.template cast<double>().sum() / static_cast<double>(M));  // (1)
         d = xc - mu;
-        var = d.square().sum() / static_cast<T>(M);    // (1)
+        var = static_cast<T>(d.template cast<double>().square().sum() / static_cast<double>(M));  // (1)
         if (update) {                                  // (2)
           running_mean_(0, c) = static_cast<T>((1 - m) * running_mean_(0, c) + m * mu);
           running_var_(0, c) = static_cast<T>((1 - m) * running_var_(0, c) +
@@ -128,11 +128,11 @@ class BatchNormCore : public Module<T> {
 
   std::string name() const override { return std::string(name_); }
   std::string extra_repr() const override {
-    std::ostringstream s;  // PyTorch's: "32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True"
+    std::ostringstream s;  // as PyTorch's, in heed's spelling: "32, eps=1e-05, momentum=0.1, affine=true, track_running_stats=true"
     s << C_ << ", eps=" << eps_ << ", momentum=";
     if (momentum_) s << *momentum_;
-    else s << "None";
-    s << ", affine=" << (affine_ ? "True" : "False") << ", track_running_stats=" << (track_ ? "True" : "False");
+    else s << "nullopt";
+    s << ", affine=" << (affine_ ? "true" : "false") << ", track_running_stats=" << (track_ ? "true" : "false");
     return s.str();
   }
 

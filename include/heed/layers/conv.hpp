@@ -107,6 +107,19 @@ void conv_slices(Index n, double flops, std::vector<Scratch>& scratch, F&& f) {
   for_each_slice(n, flops, scratch, std::forward<F>(f));
 }
 
+// PyTorch's tuple of a size: "(3, 2)" for a 2-D module, "(2,)" for a 1-D one (the w extent).
+// Appended piece by piece: g++ 12 warns (-Wrestrict, a false positive) on "(" + s + ",)".
+inline std::string size_tuple(int dims, Index h, Index w) {
+  std::string s = "(";
+  if (dims == 2) {
+    s += std::to_string(h);
+    s += ", ";
+  }
+  s += std::to_string(w);
+  s += dims == 2 ? ")" : ",)";
+  return s;
+}
+
 // Everything the im2col core needs, validated by the constructor of ConvCore.
 struct ConvGeometry {
   Index C = 0, O = 0, groups = 1;
@@ -266,18 +279,8 @@ class ConvCore : public Module<T> {
     return s;
   }
 
-  // "(3, 3)" for Conv2d, "(3,)" for Conv1d (the w extent).
-  std::string tuple(Index h, Index w) const {
-    // Appended piece by piece: g++ 12 warns (-Wrestrict, a false positive) on "(" + s + ",)".
-    std::string s = "(";
-    if (dims_ == 2) {
-      s += std::to_string(h);
-      s += ", ";
-    }
-    s += std::to_string(w);
-    s += dims_ == 2 ? ")" : ",)";
-    return s;
-  }
+  // "(3, 3)" for Conv2d, "(3,)" for Conv1d.
+  std::string tuple(Index h, Index w) const { return size_tuple(dims_, h, w); }
 
  private:
   static constexpr Index kChunks = 16;

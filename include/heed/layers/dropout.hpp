@@ -119,9 +119,7 @@ class Dropout2d : public Module<T> {
   }
 
   const Matrix<T>& forward(const ConstRef<T>& x) override {
-    if (x.cols() == 0 || x.cols() % C_ != 0)
-      throw ShapeError("Dropout2d: input expected (N, " + std::to_string(C_) + "*S) with S >= 1 (channels " +
-                       std::to_string(C_) + "), got " + detail::shape_str(x.rows(), x.cols()));
+    detail::channel_positions("Dropout2d", x.rows(), x.cols(), C_, "channels");
     rows_ = x.rows();
     cols_ = x.cols();
     active_ = this->training_ && p_ > 0.0;
@@ -143,7 +141,7 @@ class Dropout2d : public Module<T> {
   }
 
   std::string name() const override { return "Dropout2d"; }
-  std::string extra_repr() const override { return "p=" + detail::num_repr(p_); }
+  std::string extra_repr() const override { return "p=" + detail::num_repr(p_) + ", channels=" + std::to_string(C_); }
   Generator* local_generator() override { return &gen_; }
   double p() const { return p_; }
   Index channels() const { return C_; }

@@ -4,7 +4,8 @@
 //
 // As for the convolutions (conv.hpp) the spatial size is a constructor option and each sample
 // is one row in PyTorch's memory order; pooling has no channel count of its own, so C is
-// inferred on every call from the input width:
+// inferred on every call from the input width, unless the options' .channels fixes it (then a
+// wrong .input is caught even when its H*W divides the width):
 //   2-D: x (N, C*H*W), sample n's (c, h, w) at column (c*H + h)*W + w  ->  y (N, C*Ho*Wo)
 //   1-D: x (N, C*L)                                                    ->  y (N, C*Lo)
 // (MaxPool1d is MaxPool2d with H = 1 and a 1 x k window). output_hw() / output_length() give
@@ -48,6 +49,8 @@ namespace heed {
 
 struct MaxPool2dOptions {
   Size2 input = 0;     // (H, W) of the input; required
+  Index channels = 0;  // C; 0: read from each input's width (a wrong .input is then caught only
+                       // when its H*W does not divide the width)
   Size2 stride = 0;    // 0: the kernel size (PyTorch's stride=None)
   Size2 padding = 0;   // on each side, -inf; at most half the kernel
   Size2 dilation = 1;
@@ -56,6 +59,8 @@ struct MaxPool2dOptions {
 
 struct MaxPool1dOptions {
   Index input = 0;  // L of the input; required
+  Index channels = 0;  // C; 0: read from each input's width (a wrong .input is then caught only
+                       // when its H*W does not divide the width)
   Index stride = 0;  // 0: the kernel size
   Index padding = 0;
   Index dilation = 1;
@@ -64,6 +69,8 @@ struct MaxPool1dOptions {
 
 struct AvgPool2dOptions {
   Size2 input = 0;    // (H, W) of the input; required
+  Index channels = 0;  // C; 0: read from each input's width (a wrong .input is then caught only
+                       // when its H*W does not divide the width)
   Size2 stride = 0;   // 0: the kernel size
   Size2 padding = 0;  // on each side, 0; at most half the kernel
   bool ceil_mode = false;
@@ -73,6 +80,8 @@ struct AvgPool2dOptions {
 
 struct AdaptiveAvgPool2dOptions {
   Size2 input = 0;  // (H, W) of the input; required
+  Index channels = 0;  // C; 0: read from each input's width (a wrong .input is then caught only
+                       // when its H*W does not divide the width)
 };
 
 namespace detail {
@@ -132,23 +141,10 @@ inline PoolAxis adaptive_pool_axis(Index in, Index out) {
   return a;
 }
 
-// "(3, 2)" for a 2-D module, "(2,)" for a 1-D one (the w extent); appended piece by piece, as
-// conv.hpp's tuple() (g++ 12's false -Wrestrict).
-inline std::string pool_tuple(int dims, Index h, Index w) {
-  std::string s = "(";
-  if (dims == 2) {
-    s += std::to_string(h);
-    s += ", ";
-  }
-  s += std::to_string(w);
-  s += dims == 2 ? ")" : ",)";
-  return s;
-}
-
 // PyTorch's repr of a size argument: the number when it is one for all dimensions, else the
 // tuple. (heed's Size2 does not remember whether it was given as 2 or (2, 2); both print "2".)
 inline std::string pool_size_repr(int dims, Size2 v) {
-  return dims == 1 || v.h == v.w ? std::to_string(v.w) : pool_tuple(2, v.h, v.w);
+  return dims == 1 || v.h == v.w ? std::to_string(v.w) : size_tuple(2, v.h, v.w);
 }
 
 // A max or average pool's arguments; stride 0 means the kernel size.
@@ -162,7 +158,7 @@ struct PoolSpec {
 // the stride resolved.
 inline PoolSpec checked_pool_spec(std::string_view name, PoolSpec s) {
   const std::string m(name);
-  auto t = [&s](Size2 v) { return pool_tuple(s.dims, v.h, v.w); };
+  auto t = [&s](Size2 v) { return size_tuple(s.dims, v.h, v.w); };
   require(s.kernel.h > 0 && s.kernel.w > 0, m, "kernel_size must be positive, got " + t(s.kernel));
   if (s.stride == Size2(0)) s.stride = s.kernel;
   require(s.stride.h > 0 && s.stride.w > 0, m, "stride must be positive (0: the kernel size), got " + t(s.stride));
@@ -179,7 +175,7 @@ inline PoolSpec checked_pool_spec(std::string_view name, PoolSpec s) {
 // ShapeError unless the output has at least one position, as PyTorch's "Output size is too small".
 inline void check_pool_output(std::string_view name, const PoolSpec& s, const PoolAxis& rows, const PoolAxis& cols) {
   if (rows.out >= 1 && cols.out >= 1) return;
-  auto t = [&s](Size2 v) { return pool_tuple(s.dims, v.h, v.w); };
+  auto t = [&s](Size2 v) { return size_tuple(s.dims, v.h, v.w); };
   std::string msg(name);
   msg += ": output size " + t({rows.out, cols.out});
   msg += " is too small for input " + t(s.input);
@@ -187,7 +183,7 @@ inline void check_pool_output(std::string_view name, const PoolSpec& s, const Po
   msg += ", stride=" + t(s.stride);
   msg += ", padding=" + t(s.padding);
   if (s.dilation != Size2(1)) msg += ", dilation=" + t(s.dilation);
-  if (s.ceil_mode) msg += ", ceil_mode=True";
+  if (s.ceil_mode) msg += ", ceil_mode=true";
   throw ShapeError(msg);
 }
 
@@ -211,6 +207,9 @@ class PoolCore : public Module<T> {
       throw ShapeError(std::string(name_) + ": input expected (*, C*" + input_desc() + ") = (*, a positive multiple of " +
                        std::to_string(HW) + "), got " + detail::shape_str(x.rows(), x.cols()));
     const Index N = x.rows(), C = x.cols() / HW;
+    if (channels_ > 0 && C != channels_)
+      throw ShapeError(std::string(name_) + ": input expected (*, " + std::to_string(channels_ * HW) + ") = (*, " +
+                       std::to_string(channels_) + "*" + input_desc() + "), got " + detail::shape_str(x.rows(), x.cols()));
     N_ = N, C_ = C;
     y_.resize(N, C * P);
     if (max_) argmax_.resize(N, C * P);
@@ -260,6 +259,12 @@ class PoolCore : public Module<T> {
            Index window)
       : name_(name), dims_(dims), kind_(kind), max_(kind == PoolKind::max), rows_(std::move(rows)), cols_(std::move(cols)),
         divisor_(std::move(divisor)), window_(std::max<Index>(window, 1)) {}
+
+  // The options' .channels: when positive, every input must have exactly that many.
+  void expect_channels(Index c) {
+    require(c >= 0, std::string(name_), "channels must be >= 0 (0: any), got " + std::to_string(c));
+    channels_ = c;
+  }
 
   const PoolAxis& rows() const { return rows_; }  // the windows along H
   const PoolAxis& cols() const { return cols_; }  // and along W
@@ -344,6 +349,7 @@ class PoolCore : public Module<T> {
   Matrix<T> divisor_;  // (Ho, Wo) D of (2) for PoolKind::avg; else empty
   Index window_;       // taps per window (kh*kw), for the threading threshold
   Index N_ = -1, C_ = -1;  // batch and channels of the last forward
+  Index channels_ = 0;     // the options' .channels; 0: any
   Matrix<T> y_;             // (N, C*Ho*Wo)
   Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> argmax_;  // (N, C*Ho*Wo)
   Matrix<T> dx_;            // (N, C*H*W)
@@ -354,14 +360,14 @@ class PoolCore : public Module<T> {
 template <typename T>
 class MaxPoolCore : public PoolCore<T> {
  public:
-  // PyTorch's repr: "kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False".
+  // PyTorch's repr (heed spells booleans true/false): "kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=false".
   std::string extra_repr() const override {
     const int d = spec_.dims;
     std::string s = "kernel_size=" + pool_size_repr(d, spec_.kernel);
     s += ", stride=" + pool_size_repr(d, spec_.stride);
     s += ", padding=" + pool_size_repr(d, spec_.padding);
     s += ", dilation=" + pool_size_repr(d, spec_.dilation);
-    s += spec_.ceil_mode ? ", ceil_mode=True" : ", ceil_mode=False";
+    s += spec_.ceil_mode ? ", ceil_mode=true" : ", ceil_mode=false";
     return s;
   }
 
@@ -404,7 +410,9 @@ template <typename T>
 class MaxPool2d : public detail::MaxPoolCore<T> {
  public:
   explicit MaxPool2d(Size2 kernel_size, const MaxPool2dOptions& o = {})
-      : detail::MaxPoolCore<T>("MaxPool2d", {2, o.input, kernel_size, o.stride, o.padding, o.dilation, o.ceil_mode}) {}
+      : detail::MaxPoolCore<T>("MaxPool2d", {2, o.input, kernel_size, o.stride, o.padding, o.dilation, o.ceil_mode})  {
+    this->expect_channels(o.channels);
+  }
 };
 
 // torch.nn.MaxPool1d(kernel_size, stride, padding, dilation, ceil_mode) on (N, C*L).
@@ -413,7 +421,9 @@ class MaxPool1d : public detail::MaxPoolCore<T> {
  public:
   explicit MaxPool1d(Index kernel_size, const MaxPool1dOptions& o = {})
       : detail::MaxPoolCore<T>("MaxPool1d", {1, Size2(1, o.input), Size2(1, kernel_size), stride1d(o.stride),
-                                             Size2(0, o.padding), Size2(1, o.dilation), o.ceil_mode}) {}
+                                             Size2(0, o.padding), Size2(1, o.dilation), o.ceil_mode}) {
+    this->expect_channels(o.channels);
+  }
 
   Index output_length() const { return this->output_hw().second; }
 
@@ -459,6 +469,7 @@ class AvgPool2d : public detail::PoolCore<T> {
         count_include_pad_(o.count_include_pad),
         divisor_override_(o.divisor_override) {
     detail::check_pool_output("AvgPool2d", s, rows, cols);
+    this->expect_channels(o.channels);
   }
 
   detail::PoolSpec spec_;
@@ -472,14 +483,16 @@ template <typename T>
 class AdaptiveAvgPool2d : public detail::PoolCore<T> {
  public:
   explicit AdaptiveAvgPool2d(Size2 output_size, const AdaptiveAvgPool2dOptions& o = {})
-      : AdaptiveAvgPool2d(detail::CheckedTag{}, checked(output_size, o), o.input) {}
+      : AdaptiveAvgPool2d(detail::CheckedTag{}, checked(output_size, o), o.input) {
+    this->expect_channels(o.channels);
+  }
 
   // PyTorch's repr: "output_size=(3, 4)".
   std::string extra_repr() const override { return "output_size=" + detail::pool_size_repr(2, out_); }
 
  private:
   static Size2 checked(Size2 out, const AdaptiveAvgPool2dOptions& o) {
-    auto t = [](Size2 v) { return detail::pool_tuple(2, v.h, v.w); };
+    auto t = [](Size2 v) { return detail::size_tuple(2, v.h, v.w); };
     detail::require(out.h > 0 && out.w > 0, "AdaptiveAvgPool2d", "output_size must be positive, got " + t(out));
     detail::require(o.input.h > 0 && o.input.w > 0, "AdaptiveAvgPool2d",
                     "input size must be positive, got " + t(o.input) + " (set the options' .input)");
