@@ -4,7 +4,9 @@
 # Usage: scripts/deps.sh [EXTRA_PACKAGE...]   (as root, or with sudo available)
 set -euo pipefail
 # libstb-dev: stb_image_write for the examples' PNG files (the library needs only Eigen).
-pkgs=(cmake make g++ libeigen3-dev doctest-dev libbenchmark-dev libstb-dev curl ca-certificates npm "$@")
+# libopenblas-pthread-dev: the BLAS heed's products use when found (core/gemm.hpp).
+pkgs=(cmake make g++ libeigen3-dev doctest-dev libbenchmark-dev libstb-dev libopenblas-pthread-dev curl
+      ca-certificates npm "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/gemm.hpp"
 #include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
@@ -186,8 +187,8 @@ class MultiheadAttention : public ModuleBase<T> {
         }
       });
     }
-    out_.resize(B * Tq_, E_);
-    out_.noalias() = ctx_ * out_w_.transpose();  // (5) out = ctx W_o^T + b_o
+    using detail::Op;
+    detail::gemm<T>(out_, ctx_, Op::N, out_w_, Op::T);  // (5) out = ctx W_o^T + b_o    (B*Tq, E)
     if (opts_.bias) out_.rowwise() += out_b_.row(0);
 
     if (!args.need_weights) {
@@ -217,10 +218,10 @@ class MultiheadAttention : public ModuleBase<T> {
     detail::require_forward(B_ > 0, "MultiheadAttention");
     detail::check_shape("MultiheadAttention", "gradient", doutput, out_.rows(), E_);
     const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd_)));
-    dout_w_.noalias() += doutput.transpose() * ctx_;  // d of (5) wrt W_o: (E, B*Tq)(B*Tq, E)
+    using detail::Op;
+    detail::gemm<T>(dout_w_, doutput, Op::T, ctx_, Op::N, T(1));  // d of (5) wrt W_o: (E, B*Tq)(B*Tq, E)
     if (opts_.bias) dout_b_.row(0) += doutput.colwise().sum();  // d of (5) wrt b_o
-    dctx_.resize(out_.rows(), E_);
-    dctx_.noalias() = doutput * out_w_;  // d of (5) wrt ctx: (B*Tq, E)(E, E)
+    detail::gemm<T>(dctx_, doutput, Op::N, out_w_, Op::N);  // d of (5) wrt ctx: (B*Tq, E)(E, E)
 
     dQp_.resize(Qp_.rows(), E_);  // (B*Tq, E)
     dKp_.resize(Kp_.rows(), E_);  // (B*Tk, E)
@@ -280,8 +281,9 @@ class MultiheadAttention : public ModuleBase<T> {
     detail::check_shape(who, "value", value, key.rows(), vdim_);
     detail::check_batch_rows(who, "key", key.rows(), B);
     c.reset(B, E_, key.rows() / B);
-    c.key_storage().noalias() = key * Wk().transpose();      // (B*Tk, E) K = key W_k^T + b_k
-    c.value_storage().noalias() = value * Wv().transpose();  // (B*Tk, E) V = value W_v^T + b_v
+    using detail::Op;
+    detail::gemm<T>(c.key_storage(), key, Op::N, Wk(), Op::T);      // (B*Tk, E) K = key W_k^T + b_k
+    detail::gemm<T>(c.value_storage(), value, Op::N, Wv(), Op::T);  // (B*Tk, E) V = value W_v^T + b_v
     if (opts_.bias) {
       c.key_storage().rowwise() += in_b_.row(0).segment(E_, E_);
       c.value_storage().rowwise() += in_b_.row(0).segment(2 * E_, E_);
@@ -299,10 +301,9 @@ class MultiheadAttention : public ModuleBase<T> {
                         ", capacity)) or of another width");
     detail::check_shape(who, "key", key, c.rows(), kdim_);
     detail::check_shape(who, "value", value, c.rows(), vdim_);
-    sk_.resize(c.rows(), E_);
-    sv_.resize(c.rows(), E_);
-    sk_.noalias() = key * Wk().transpose();    // (n, E) the new keys
-    sv_.noalias() = value * Wv().transpose();  // (n, E) the new values
+    using detail::Op;
+    detail::gemm<T>(sk_, key, Op::N, Wk(), Op::T);    // (n, E) the new keys
+    detail::gemm<T>(sv_, value, Op::N, Wv(), Op::T);  // (n, E) the new values
     if (opts_.bias) {
       sk_.rowwise() += in_b_.row(0).segment(E_, E_);
       sv_.rowwise() += in_b_.row(0).segment(2 * E_, E_);
@@ -345,8 +346,8 @@ class MultiheadAttention : public ModuleBase<T> {
     }
     if (a.key_padding_mask) detail::check_shape(who, "key_padding_mask", *a.key_padding_mask, c.rows(), len);
     const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd_)));
-    sq_.resize(n, E_);
-    sq_.noalias() = query * Wq().transpose();  // (1) q = query W_q^T + b_q   (n, E)
+    using detail::Op;
+    detail::gemm<T>(sq_, query, Op::N, Wq(), Op::T);  // (1) q = query W_q^T + b_q   (n, E)
     if (opts_.bias) sq_.rowwise() += in_b_.row(0).head(E_);
     sctx_.resize(n, E_);
     if (ss_.size() < c.capacity()) ss_.resize(c.capacity());  // sized with the cache, not per step
@@ -366,8 +367,7 @@ class MultiheadAttention : public ModuleBase<T> {
         if (a.weights) a.weights->row(i) += s.transpose() / static_cast<T>(H_);
       }
     }
-    sout_.resize(n, E_);
-    sout_.noalias() = sctx_ * out_w_.transpose();  // (5) out = ctx W_o^T + b_o   (n, E)
+    detail::gemm<T>(sout_, sctx_, Op::N, out_w_, Op::T);  // (5) out = ctx W_o^T + b_o   (n, E)
     if (opts_.bias) sout_.rowwise() += out_b_.row(0);
     return sout_;
   }
@@ -443,22 +443,21 @@ class MultiheadAttention : public ModuleBase<T> {
 
   // y = x W^T + b[which*E : (which+1)*E]
   void project(const Matrix<T>& x, const Eigen::Ref<Matrix<T>>& W, Index which, Matrix<T>& y) {
-    y.resize(x.rows(), E_);
-    y.noalias() = x * W.transpose();
+    detail::gemm<T>(y, x, detail::Op::N, W, detail::Op::T);  // (rows, in)(in, E)
     if (opts_.bias) y.rowwise() += in_b_.row(0).segment(which * E_, E_);
   }
   // d of y = x W^T + b:  dW += dy^T x,  db += colsum(dy),  dx = dy W.
   void project_backward(const Matrix<T>& x, const Eigen::Ref<Matrix<T>>& W,
                         Eigen::Ref<Matrix<T>> dW, Index which, const Matrix<T>& dy,
                         Matrix<T>& dx) {
-    dW.noalias() += dy.transpose() * x;  // (E, rows)(rows, in)
+    using detail::Op;
+    detail::gemm<T>(dW, dy, Op::T, x, Op::N, T(1));  // (E, rows)(rows, in)
     if (opts_.bias) din_b_.row(0).segment(which * E_, E_) += dy.colwise().sum();
     if (!this->input_grad_) {  // requires_input_grad(false): only the weight gradients
       dx.resize(0, x.cols());
       return;
     }
-    dx.resize(x.rows(), x.cols());
-    dx.noalias() = dy * W;  // (rows, E)(E, in)
+    detail::gemm<T>(dx, dy, Op::N, W, Op::N);  // (rows, E)(E, in)
   }
 
   void check_inference(const char* who) const {

@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "../core/gemm.hpp"
 #include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/parallel.hpp"
@@ -142,6 +143,7 @@ class ConvCore : public Module<T> {
     if (x.cols() != g.C * g.H * g.W)
       throw ShapeError(std::string(name_) + ": input expected (*, " + std::to_string(g.C * g.H * g.W) +
                        ") = (*, " + input_desc() + "), got " + detail::shape_str(x.rows(), x.cols()));
+    using detail::Op;
     const Index N = x.rows(), K = g.K(), P = g.P(), Og = g.Og();
     x_ = x;  // (N, C*H*W) kept for backward's im2col
     y_.resize(N, g.O * P);
@@ -150,7 +152,7 @@ class ConvCore : public Module<T> {
       Eigen::Map<Matrix<T>> Y(y_.row(n).data(), g.O, P);  // (O, P) of sample n
       for (Index gr = 0; gr < g.groups; ++gr) {
         im2col(x_.row(n).data(), gr, s.cols);                                   // (1)
-        Y.middleRows(gr * Og, Og).noalias() = W_.middleRows(gr * Og, Og) * s.cols;  // (2)
+        detail::gemm<T>(Y.middleRows(gr * Og, Og), W_.middleRows(gr * Og, Og), Op::N, s.cols, Op::N);  // (2)
       }
       if (has_bias_) Y.colwise() += b_.row(0).transpose();                      // (3)
     });
@@ -162,6 +164,7 @@ class ConvCore : public Module<T> {
     const ConvGeometry& g = geo_;
     detail::require_forward(x_.cols() == g.C * g.H * g.W && x_.rows() > 0, name_);
     detail::check_shape(name_, "gradient", dy, x_.rows(), g.O * g.P());
+    using detail::Op;
     const Index N = x_.rows(), K = g.K(), P = g.P(), Og = g.Og();
     const bool want_dx = this->input_grad_;
     if (want_dx) dx_.setZero(N, g.C * g.H * g.W);
@@ -179,9 +182,9 @@ class ConvCore : public Module<T> {
         for (Index gr = 0; gr < g.groups; ++gr) {
           const auto dYg = dY.middleRows(gr * Og, Og);               // (Og, P)
           im2col(x_.row(n).data(), gr, s.cols);                      // (1) again, (K, P)
-          dWc.middleRows(gr * Og, Og).noalias() += dYg * s.cols.transpose();  // d(2) wrt W: (Og, P)(P, K)
+          detail::gemm<T>(dWc.middleRows(gr * Og, Og), dYg, Op::N, s.cols, Op::T, T(1));  // d(2) wrt W: (Og, P)(P, K)
           if (want_dx) {
-            s.dcols.noalias() = W_.middleRows(gr * Og, Og).transpose() * dYg;  // d(2) wrt cols: (K, Og)(Og, P)
+            detail::gemm<T>(s.dcols, W_.middleRows(gr * Og, Og), Op::T, dYg, Op::N);  // d(2) wrt cols: (K, Og)(Og, P)
             col2im(s.dcols, gr, dx_.row(n).data());                  // d(1): scatter-add into dx_n
           }
         }

@@ -2,6 +2,7 @@
 // Linear: y = x W^T + b, as torch.nn.Linear.
 #include <cmath>
 
+#include "../core/gemm.hpp"
 #include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
@@ -34,8 +35,8 @@ class Linear : public Module<T> {
   const Matrix<T>& forward(const ConstRef<T>& x) override {
     detail::check_shape("Linear", "input", x, -1, in_);
     x_ = x;                                   // (B, in) kept for dW
-    y_.resize(x.rows(), out_);
-    y_.noalias() = x * W_.transpose();        // (1) y = x W^T      (B, out)
+    using detail::Op;
+    detail::gemm<T>(y_, x, Op::N, W_, Op::T);        // (1) y = x W^T      (B, out)
     if (has_bias_) y_.rowwise() += b_.row(0); // (2) y += b
     return y_;
   }
@@ -44,11 +45,11 @@ class Linear : public Module<T> {
   const Matrix<T>& backward(const ConstRef<T>& dy) override {
     detail::require_forward(x_.cols() == in_, "Linear");
     detail::check_shape("Linear", "gradient", dy, x_.rows(), out_);
-    dW_.noalias() += dy.transpose() * x_;                    // d(1) wrt W: (out, B)(B, in)
+    using detail::Op;
+    detail::gemm<T>(dW_, dy, Op::T, x_, Op::N, T(1));  // d(1) wrt W: dW += dy^T x (out, B)(B, in)
     if (has_bias_) db_.row(0) += dy.colwise().sum();         // d(2) wrt b: sum over batch
     if (this->input_grad_) {
-      dx_.resize(dy.rows(), in_);
-      dx_.noalias() = dy * W_;                               // d(1) wrt x: (B, out)(out, in)
+      detail::gemm<T>(dx_, dy, Op::N, W_, Op::N);                // d(1) wrt x: (B, out)(out, in)
     } else {
       dx_.resize(0, in_);
     }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../core/error.hpp"
+#include "../core/gemm.hpp"
 #include "../core/init.hpp"
 #include "../core/module.hpp"
 #include "../core/random.hpp"
@@ -101,8 +102,9 @@ struct RnnWeights {
   // states the rows started from. LSTM passes dgh = dgi.
   void accumulate_grads(const Matrix<T>& dgi, const Matrix<T>& dgh, const Matrix<T>& x,
                         const Matrix<T>& h) {
-    dw_ih.noalias() += dgi.transpose() * x;  // d(1) wrt W_ih: (G*H, rows)(rows, in)
-    dw_hh.noalias() += dgh.transpose() * h;  // d(2) wrt W_hh: (G*H, rows)(rows, H)
+    using detail::Op;
+    detail::gemm<T>(dw_ih, dgi, Op::T, x, Op::N, T(1));  // d(1) wrt W_ih: (G*H, rows)(rows, in)
+    detail::gemm<T>(dw_hh, dgh, Op::T, h, Op::N, T(1));  // d(2) wrt W_hh: (G*H, rows)(rows, H)
     if (b_ih.size() != 0) {
       db_ih.row(0) += dgi.colwise().sum();   // d(1) wrt b_ih
       db_hh.row(0) += dgh.colwise().sum();   // d(2) wrt b_hh
@@ -214,8 +216,7 @@ class RnnCellBase : public ModuleBase<T> {
   // d(1) wrt x: dx = dgi W_ih (B, G*H)(G*H, I); empty when requires_input_grad(false).
   const Matrix<T>& input_grad(const Matrix<T>& dgi) {
     if (this->input_grad_) {
-      dx_.resize(dgi.rows(), I_);
-      dx_.noalias() = dgi * p_.w_ih;
+      detail::gemm<T>(dx_, dgi, detail::Op::N, p_.w_ih, detail::Op::N);
     } else {
       dx_.resize(0, I_);
     }

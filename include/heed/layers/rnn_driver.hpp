@@ -136,7 +136,7 @@ class StackedRnn : public ModuleBase<T> {
         c.G.resize(B * T_, Gates::kGates * H);          // (B*T, G*H)
         for (Index k = 0; k < S; ++k) c.SP[k].resize(B * T_, H);  // (B*T, H)
         c.resize_steps(B * T_, H);
-        c.G.noalias() = in * c.w_ih.transpose();        // (1) for every step at once
+        detail::gemm<T>(c.G, in, detail::Op::N, c.w_ih, detail::Op::T);  // (1) for every step at once
         if (has_bias_) {
           if constexpr (Gates::kSummed) c.G.rowwise() += c.b_ih.row(0) + c.b_hh.row(0);
           else c.G.rowwise() += c.b_ih.row(0);
@@ -237,7 +237,7 @@ class StackedRnn : public ModuleBase<T> {
         for (Index k = 0; k < S; ++k) ds0_[k].middleRows(r0, B) = ds_[k];
         c.accumulate_grads(DGI_, DGH, in, c.SP[0]);     // d(1), d(2) wrt the weights, all steps
         if (need_din) {                                 // d(1) wrt input, summed over directions
-          if (d == 0) din.noalias() = DGI_ * c.w_ih; else din.noalias() += DGI_ * c.w_ih;
+          detail::gemm<T>(din, DGI_, detail::Op::N, c.w_ih, detail::Op::N, T(d == 0 ? 0 : 1));
         }
       }
     }
