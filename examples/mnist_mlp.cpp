@@ -2,8 +2,8 @@
 // batch 100 with shuffling, 10 epochs, inputs scaled to [0, 1] then normalised (x - 0.5) / 0.5.
 //
 //   mnist_mlp --data data/mnist [--epochs 10] [--batch-size 100] [--lr 1e-3] [--seed 0]
-//             [--threads N] [--recipe article|improved] [--save PATH] [--resume PATH]
-//             [--init-from FILE] [--export FILE.safetensors]
+//             [--threads N] [--shards N] [--recipe article|improved] [--save PATH]
+//             [--resume PATH] [--init-from FILE] [--export FILE.safetensors]
 //
 // The network is the article's PyTorch `Net` (examples/mnist_net.hpp), with its state_dict
 // keys fc1.weight, fc1.bias, ..., fc4.bias. --init-from FILE starts from weights saved by
@@ -14,11 +14,15 @@
 // --export FILE writes the final weights as safetensors for PyTorch:
 // Net().load_state_dict(safetensors.torch.load_file(FILE)).
 //
+// Each step runs through heed::DataParallel: the batch is cut into --shards N shards (default
+// 4) that the threads share, the gradients summed once per step. The numbers depend on the
+// shard count, not on --threads: any thread count prints the same losses and accuracy.
+//
 // --save PATH writes a checkpoint (atomically) after every completed epoch: the model, the
 // optimizer, the schedule, early stopping and its best weights, the epoch, and every generator
 // (shuffling, augmentation, dropout). --resume PATH loads one and continues with the next epoch
-// (and keeps saving to PATH unless --save names another file); with --threads 1 an interrupted,
-// resumed run prints exactly what an uninterrupted one prints. The run's settings (recipe, seed,
+// (and keeps saving to PATH unless --save names another file); an interrupted, resumed run
+// prints exactly what an uninterrupted one prints. The run's settings (recipe, seed,
 // epochs, batch size, lr) are stored too, and a resume with different ones is refused.
 // Every step is guarded by heed::check_finite: a NaN or infinite loss or gradient stops training
 // before the update, with the last checkpoint left as it was.
@@ -51,18 +55,20 @@ struct Args : examples::CommonArgs {
   std::string recipe = "article";
   std::string init_from{};    // --init-from: weights to start from ("" = seeded init)
   std::string export_path{};  // --export: safetensors file written at the end ("" = none)
+  int shards = 4;             // --shards: DataParallel's shards per batch
 };
 
 const examples::Usage kUsage{
     "mnist_mlp",
     "mnist_mlp [--data DIR] [--epochs N] [--batch-size N] [--lr X] [--seed N] [--threads N] "
-    "[--recipe article|improved]\n"
+    "[--shards N] [--recipe article|improved]\n"
     "                 [--save PATH] [--resume PATH] [--init-from FILE] [--export FILE]\n",
     "Trains the article's MNIST classifier (a 784-256-128-64-10 MLP, Adam) and prints the test\n"
     "accuracy, per-class metrics and the confusion matrix. --recipe improved adds dropout, AdamW,\n"
     "warm-up + cosine lr, random shifts and early stopping on a validation split.\n"
     "Defaults: --data data/mnist, --epochs 10 (30 with --recipe improved), --batch-size 100,\n"
-    "--lr 1e-3, --seed 0, --threads 0 (all cores). --save PATH writes a checkpoint after every\n"
+    "--lr 1e-3, --seed 0, --threads 0 (all cores), --shards 4 (each batch cut into 4 shards the\n"
+    "threads share; results depend on it, not on --threads). --save PATH writes a checkpoint after every\n"
     "epoch; --resume PATH continues from one. The layers are the article's PyTorch Net's (keys\n"
     "fc1.weight ... fc4.bias): --init-from FILE starts from its weights (safetensors or torch.save),\n"
     "--export FILE writes the final weights as safetensors for PyTorch, and --epochs 0 only\n"
@@ -74,15 +80,16 @@ Args parse(int argc, char** argv) {
     if (k == "--recipe") a.recipe = v;
     else if (k == "--init-from") a.init_from = v;
     else if (k == "--export") a.export_path = v;
+    else if (k == "--shards") examples::parse_number(v, a.shards);
     else return a.parse_common(k, v);
     return true;
   });
   if (a.recipe != "article" && a.recipe != "improved")
     examples::usage_error(kUsage, "--recipe is article or improved");
   if (a.epochs == -1) a.epochs = a.recipe == "article" ? 10 : 30;
-  if (a.epochs < 0 || !(a.batch_size >= 1 && a.lr > 0 && a.threads >= 0))
-    examples::usage_error(kUsage, "--epochs must be >= 0 (0: only evaluate), --batch-size and "
-                                  "--lr must be positive, --threads >= 0");
+  if (a.epochs < 0 || !(a.batch_size >= 1 && a.lr > 0 && a.threads >= 0 && a.shards >= 1))
+    examples::usage_error(kUsage, "--epochs must be >= 0 (0: only evaluate), --batch-size, "
+                                  "--lr and --shards must be positive, --threads >= 0");
   if (!a.init_from.empty() && !a.resume.empty())
     examples::usage_error(kUsage, "--init-from and --resume cannot be combined: the checkpoint "
                                   "holds the weights to continue from");
@@ -119,6 +126,9 @@ int main(int argc, char** argv) try {
 
   Net model = make_model(improved, args.seed);
   examples::init_from(model, args.init_from);
+  // Replicas for shards 1.. (their weights are the model's at every step).
+  heed::DataParallel<Net> parallel(model, [&] { return make_model(improved, args.seed); },
+                                   {.shards = args.shards});
   heed::CrossEntropyLoss<Scalar> criterion;
   std::unique_ptr<heed::Optimizer<Scalar>> optimizer;
   if (improved)
@@ -158,6 +168,7 @@ int main(int argc, char** argv) try {
   run.state().model(model).optimizer(*optimizer).generator("augment", aug_gen);
   run.setting("recipe", "--recipe", improved, {"article", "improved"});
   run.setting("epochs", "--epochs", args.epochs);
+  run.setting("shards", "--shards", args.shards);
   if (schedule) run.state().optimizer(*schedule, "scheduler");
   if (improved) {
     run.state().optimizer(early, "early_stopping");
@@ -178,8 +189,7 @@ int main(int argc, char** argv) try {
     while (loader.next(x, y)) {
       if (improved) heed::random_shift(x, 28, 28, 2, Scalar(-1), aug_gen);  // background = -1
       optimizer->zero_grad();
-      const Scalar loss = criterion.forward(model.forward(x), y);
-      model.backward(criterion.backward());
+      const Scalar loss = parallel.step(x, y, criterion);  // forward, loss, backward
       heed::check_finite(loss, params, optimizer->step_count() + 1);  // before the update
       optimizer->step();
       if (schedule) schedule->step();

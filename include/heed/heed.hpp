@@ -12,3 +12,4 @@
 #include "io.hpp"
 #include "models.hpp"
 #include "graph.hpp"
+#include "parallel.hpp"

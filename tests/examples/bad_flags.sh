@@ -52,5 +52,6 @@ done
 expect "$1" "--init-from and --resume cannot be combined" --init-from a.safetensors --resume b.heed
 expect "$1" "missing value for --init-from" --init-from
 expect "$1" "missing value for --export" --epochs 0 --export
+expect "$1" "--shards must be positive" --shards 0
 [[ $fail == 0 ]] && echo "all bad command lines rejected, --help answered"
 exit $fail
