@@ -409,11 +409,12 @@ def verdict15(ok):
 
 t15 = []
 hm = m['heed']
-t15.append(('MNIST, 10 epochs, whole process, heed on the idle machine: <= 5 s',
-            NM if hm['wall'] is None else f"{hm['wall']:.2f} s ({meta.get('epochs', '?')} epoch(s))",
-            verdict15(None if hm['wall'] is None or meta.get('epochs') != '10' else hm['wall'] <= 5)))
 heed_runs = [(r['wall'], k) for k, r in (('heed --threads 2', m['heed']), ('heed --threads 1', m['heed_t1']))
              if r['wall'] is not None]
+# the target counts 10 epochs: a --quick run (1 epoch) cannot meet or miss it
+t15.append(('MNIST, 10 epochs, whole process, heed (its faster thread count) on the idle machine: <= 5 s',
+            NM if not heed_runs else f"{min(heed_runs)[0]:.2f} s ({min(heed_runs)[1]}, {meta.get('epochs', '?')} epoch(s))",
+            verdict15(None if not heed_runs or meta.get('epochs') != '10' else min(heed_runs)[0] <= 5)))
 lt_runs = [(m[k]['wall'], f'libtorch --threads {k[-1]}') for k in ('libtorch_t1', 'libtorch_t2') if m[k]['wall'] is not None]
 if heed_runs and lt_runs:
     (hw, hk), (lw, lk) = min(heed_runs), min(lt_runs)
@@ -487,7 +488,9 @@ t15.append(('CNN example epoch (2 threads) >= 1.5x faster than libtorch (oneDNN)
             verdict15(None if he is None or le is None else le / he >= 1.5)))
 block = ['## Targets of issue #15 (heed against libtorch)', '',
          'Each measured in this run; "not measured" when its input is missing (e.g. libtorch not built, '
-         'or `--quick`).', '', '| target | measured | |', '|---|---|---|']
+         f"or `--quick`). Load average before the run {meta.get('load', '?')}, after {meta.get('load_after', '?')} "
+         '(per step below the tables): the "idle machine" targets mean something only at a load well under '
+         f"{meta.get('nproc', 'the core count')}.", '', '| target | measured | |', '|---|---|---|']
 block += [f'| {n} | {v} | {ok} |' for n, v, ok in t15] + ['']
 lines[targets15_at:targets15_at] = block
 lines.append('')
