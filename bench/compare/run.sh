@@ -11,6 +11,11 @@
 # (c) runs the attention micro-benchmarks at the same shapes on both sides (batch 8, 8 heads,
 #     head dim 64, T = 128 ... 4096; --quick: 128, 256), float32, 2 threads, medians; and
 #     TransformerEncoderLayer(512, 8, ff 2048) at batch 8, T = 128 ... 512 (--quick: 128), 1 thread;
+# (e) the libtorch (PyTorch C++ API) side, bench/compare/libtorch.sh: installs libtorch-dev if
+#     missing, builds bench/compare/libtorch into build/libtorch (-j1), runs the MNIST MLP, the
+#     attention and transformer cases at 1 and 2 threads and the CNN at 2, then the MNIST runs
+#     with one core kept busy (heed and libtorch); if it cannot be built the report goes on
+#     without it;
 # (d) prints one table and writes bench/compare/results.md and docs/compare_attention.svg.
 # Logs and raw JSON go to build/release/compare/. Needs /usr/bin/python3 with torch and
 # torchvision (apt-get install python3-torchvision), and data/mnist (scripts/mnist.sh fetches it).
@@ -25,7 +30,7 @@ quick=0
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -56,7 +61,7 @@ benches=$(cd bench && ls bench_*.cpp | sed 's/\.cpp$//')
 # shellcheck disable=SC2086
 cmake --build --preset release --target $benches mnist_mlp mnist_cnn
 mkdir -p "$out"
-rm -f "$out"/*.json "$out"/*.log "$out"/*.time "$out"/*.err
+rm -f "$out"/*.json "$out"/*.log "$out"/*.time "$out"/*.err "$out"/libtorch_load.txt
 {
   echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -86,6 +91,8 @@ run_timed() {  # name, command...
   grep -E 'Elapsed|Maximum resident' "$out/mnist_$name.time" | sed 's/^\s*/   /' || true
 }
 run_timed heed "$root/build/release/examples/mnist_mlp" --data "$data" --epochs "$epochs" --threads 2
+# heed at 1 thread too: issue #15 compares each side at its best thread count (libtorch.sh runs 1 and 2)
+run_timed heed_t1 "$root/build/release/examples/mnist_mlp" --data "$data" --epochs "$epochs" --threads 1
 run_timed torch_article "$py" "$here/mnist_torch_article.py" "$tv_root" "$epochs"
 run_timed torch_preloaded "$py" "$here/mnist_torch_preloaded.py" "$data" "$epochs"
 echo "== (b) MNIST conv net (examples/mnist_cnn, both models) against PyTorch with oneDNN"
@@ -115,6 +122,18 @@ echo "== (c) TransformerEncoderLayer: heed (bench_transformer), 1 thread, T = $t
 echo "== (c) TransformerEncoderLayer: PyTorch, 1 thread, T = $tr_lens"
 "$py" "$here/transformer_torch.py" --lens "$tr_lens" --reps "$torch_reps" --min-time "$min_time" \
   --threads 1 --out "$out/torch_transformer.json"
+
+echo "== (e) libtorch C++ (bench/compare/libtorch.sh), same shapes, 1 and 2 threads"
+lt_quick=(); [[ $quick == 1 ]] && lt_quick=(--quick)
+if "$here/libtorch.sh" build >"$out/libtorch_build.log" 2>&1; then
+  HEED_LIBTORCH_LENS="$lens" HEED_LIBTORCH_TR_LENS="$tr_lens" "$here/libtorch.sh" run "$out" "${lt_quick[@]}" ||
+    echo "run.sh: libtorch.sh run failed; the report shows what it measured"
+  "$here/libtorch.sh" contention "$out" ||
+    echo "run.sh: libtorch.sh contention failed; the report shows what it measured"
+else
+  echo "run.sh: libtorch side skipped: libtorch-dev could not be installed or the programs not built"
+  tail -n 5 "$out/libtorch_build.log" | sed 's/^/   /'
+fi
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/meta.txt"
 echo "== (d) report"
