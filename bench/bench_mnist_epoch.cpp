@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("fma_isa", bench::peak_isa());
+  for (int t : {1, 2}) benchmark::AddCustomContext("fma_peak_gflops_threads_" + std::to_string(t), std::to_string(peak(t)));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
 }

@@ -15,8 +15,9 @@
 // Net().load_state_dict(safetensors.torch.load_file(FILE)).
 //
 // Each step runs through heed::DataParallel: the batch is cut into --shards N shards (default
-// 4) that the threads share, the gradients summed once per step. The numbers depend on the
-// shard count, not on --threads: any thread count prints the same losses and accuracy.
+// 2) that the threads share, the gradients summed once per step, each step on --threads
+// threads or on one, whichever it measured faster (a busy core makes one faster). The numbers
+// depend on the shard count, not on the threads: any --threads prints the same.
 //
 // --save PATH writes a checkpoint (atomically) after every completed epoch: the model, the
 // optimizer, the schedule, early stopping and its best weights, the epoch, and every generator
@@ -55,7 +56,7 @@ struct Args : examples::CommonArgs {
   std::string recipe = "article";
   std::string init_from{};    // --init-from: weights to start from ("" = seeded init)
   std::string export_path{};  // --export: safetensors file written at the end ("" = none)
-  int shards = 4;             // --shards: DataParallel's shards per batch
+  int shards = 2;             // --shards: DataParallel's shards per batch
 };
 
 const examples::Usage kUsage{
@@ -67,7 +68,7 @@ const examples::Usage kUsage{
     "accuracy, per-class metrics and the confusion matrix. --recipe improved adds dropout, AdamW,\n"
     "warm-up + cosine lr, random shifts and early stopping on a validation split.\n"
     "Defaults: --data data/mnist, --epochs 10 (30 with --recipe improved), --batch-size 100,\n"
-    "--lr 1e-3, --seed 0, --threads 0 (all cores), --shards 4 (each batch cut into 4 shards the\n"
+    "--lr 1e-3, --seed 0, --threads 0 (all cores), --shards 2 (each batch cut into 2 shards the\n"
     "threads share; results depend on it, not on --threads). --save PATH writes a checkpoint after every\n"
     "epoch; --resume PATH continues from one. The layers are the article's PyTorch Net's (keys\n"
     "fc1.weight ... fc4.bias): --init-from FILE starts from its weights (safetensors or torch.save),\n"

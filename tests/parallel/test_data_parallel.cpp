@@ -5,6 +5,7 @@
 
 #include <heed/heed.hpp>
 #include <heed/parallel.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,49 @@ TEST_CASE_TEMPLATE("DataParallel: for fixed shards, bit-identical whatever the t
   }
 }
 
+// Large enough that Eigen and the BLAS path would thread each product if allowed.
+heed::Sequential<float> wide() {
+  heed::Generator g(5);
+  heed::Sequential<float> net;
+  net.emplace<heed::Linear<float>>(12, 512, true, g);
+  net.emplace<heed::ReLU<float>>();
+  net.emplace<heed::Linear<float>>(512, 512, true, g);
+  net.emplace<heed::ReLU<float>>();
+  net.emplace<heed::Linear<float>>(512, 5, true, g);
+  return net;
+}
+
+TEST_CASE("DataParallel: adaptive threads try both counts and change nothing in the numbers") {
+  Threads keep;
+  const Batch<float> b = batch<float>(400);
+  heed::CrossEntropyLoss<float> ce;
+  std::vector<std::vector<Matrix<float>>> results;
+  for (bool adaptive : {false, true}) {
+    Eigen::setNbThreads(adaptive ? 2 : 1);
+    heed::Sequential<float> m = wide();
+    heed::DataParallel<heed::Sequential<float>> dp(m, wide, {.shards = 2, .adaptive = adaptive});
+    heed::Adam<float> opt(m.parameters(), {.lr = 1e-2f});
+    std::set<int> used;
+    for (int step = 0; step < 12; ++step) {  // steps 8 and 9 run the other count
+      opt.zero_grad();
+      dp.step(b.x, b.y, ce);
+      opt.step();
+      used.insert(dp.last_threads());
+    }
+    CHECK(used == (adaptive ? std::set<int>{1, 2} : std::set<int>{1}));
+    CHECK(Eigen::nbThreads() == (adaptive ? 2 : 1));  // restored after the 1-thread steps
+    results.push_back(grads(m));
+  }
+  CHECK(max_diff(results[1], results[0]) == 0);
+  Eigen::setNbThreads(2);
+  heed::Sequential<float> m = mlp<float>();
+  heed::DataParallel<heed::Sequential<float>> fixed(m, [] { return mlp<float>(); }, {.shards = 2, .adaptive = false});
+  for (int step = 0; step < 12; ++step) {
+    fixed.step(b.x, b.y, ce);
+    CHECK(fixed.last_threads() == 2);
+  }
+}
+
 TEST_CASE("DataParallel: three Adam steps follow the plain ones") {
   Threads keep;
   Eigen::setNbThreads(2);
@@ -224,22 +268,26 @@ TEST_CASE("DataParallel: buffers are copied to the replicas; BatchNorm's running
 }
 
 TEST_CASE("DataParallel: run() for any model, each shard's weight its share of the rows") {
+  Threads keep;
+  Eigen::setNbThreads(2);
   const Batch<double> b = batch<double>(25);
   heed::CrossEntropyLoss<double> ce;
   heed::Sequential<double> ref = mlp<double>(), m = mlp<double>();
   const double want = plain_step(ref, b, ce);
   heed::DataParallel<heed::Sequential<double>> dp(m, [] { return mlp<double>(); }, {.shards = 4});
   std::vector<heed::CrossEntropyLoss<double>> losses(4);
-  std::vector<Index> seen;
+  std::vector<Index> begins(4, -1);
   m.zero_grad();
-  const double loss = dp.run(25, [&](heed::Sequential<double>& net, Index begin, Index n, double w) {
-    heed::CrossEntropyLoss<double>& l = losses[begin * 4 / 25];
+  const double loss = dp.run(25, [&](heed::Sequential<double>& net, Index s, Index begin, Index n, double w) {
+    begins[static_cast<std::size_t>(s)] = begin;  // (doctest's CHECK is not thread-safe)
+    heed::CrossEntropyLoss<double>& l = losses[static_cast<std::size_t>(s)];
     const double v = l.forward(net.forward(b.x.middleRows(begin, n)), b.y.segment(begin, n));
     net.backward(w * l.backward());
     return w * v;
   });
   CHECK(std::abs(loss - want) <= 1e-14);
   CHECK(max_diff(grads(m), grads(ref)) <= 1e-14);
+  CHECK(begins == std::vector<Index>{0, 6, 12, 18});
 }
 
 TEST_CASE("DataParallel: bad input is refused with the module named") {
@@ -247,7 +295,7 @@ TEST_CASE("DataParallel: bad input is refused with the module named") {
   heed::Sequential<double> m = mlp<double>();
   heed::CrossEntropyLoss<double> ce;
   CHECK_THROWS_WITH_AS(heed::DataParallel<heed::Sequential<double>>(m, [] { return mlp<double>(); }, {.shards = -1}),
-                       "DataParallel: shards must be >= 0 (0: twice the threads), got -1", heed::ValueError);
+                       "DataParallel: shards must be >= 0 (0: the thread count), got -1", heed::ValueError);
   auto other = [] {
     heed::Sequential<double> n;
     n.emplace<heed::Linear<double>>(12, 32);
@@ -265,7 +313,7 @@ TEST_CASE("DataParallel: bad input is refused with the module named") {
   CHECK_THROWS_WITH_AS(dp.step(b.x, Labels(b.y.head(9)), ce),
                        "DataParallel: input has 10 rows but the target 9", heed::ShapeError);
   CHECK_THROWS_AS(dp.step(Matrix<double>(0, 12), Labels(0), ce), heed::ValueError);
-  CHECK_THROWS_AS(dp.run(0, [](heed::Sequential<double>&, Index, Index, double) { return 0.0; }), heed::ValueError);
+  CHECK_THROWS_AS(dp.run(0, [](heed::Sequential<double>&, Index, Index, Index, double) { return 0.0; }), heed::ValueError);
   // A shard's error reaches the caller, from one thread or two.
   for (int threads : {1, 2}) {
     Eigen::setNbThreads(threads);

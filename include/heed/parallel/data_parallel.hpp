@@ -29,6 +29,14 @@
 //     resumes a run exactly.
 // With shards = 1 a step is the plain one, its products threaded by Eigen as usual.
 //
+// Threads on a shared machine: a step of the MNIST MLP takes ~1 ms, far less than a scheduler
+// time slice, so when another process shares a core the thread on it holds up every step's
+// barrier (measured: 2 threads 1.75x slower than 1). Since the thread count does not change the
+// results, `adaptive` (the default) measures it instead: the run uses Eigen::nbThreads()
+// threads or 1 (with Eigen::setNbThreads(1) meanwhile, so the products inside round as on one
+// thread), whichever was faster per row, and every 64 steps tries the other for 2 steps
+// (steps 8 and 9, 72 and 73, ...). last_threads() tells which ran.
+//
 //   heed::DataParallel<Net> dp(model, [] { return make_net(); }, {.shards = 4});
 //   optimizer.zero_grad();
 //   float loss = dp.step(x, y, criterion);   // forward, loss and backward, all shards
@@ -37,6 +45,7 @@
 // The model must stay where it is (DataParallel keeps pointers to its tensors) and the factory
 // must build the same architecture (checked: names and shapes).
 #include <any>
+#include <chrono>
 #include <exception>
 #include <functional>
 #include <limits>
@@ -55,9 +64,12 @@
 namespace heed {
 
 struct DataParallelOptions {
-  // Shards per step; 0: twice the thread count (Eigen::nbThreads()) when constructed. Fix it
-  // for results independent of the thread count.
+  // Shards per step; 0: the thread count (Eigen::nbThreads()) when constructed. Fix it for
+  // results that do not depend on the machine.
   int shards = 0;
+  // Choose each step's thread count, 1 or Eigen::nbThreads(), by measuring both (see above);
+  // false: always Eigen::nbThreads().
+  bool adaptive = true;
 };
 
 namespace detail {
@@ -99,9 +111,10 @@ class DataParallel {
   // `model` is trained; `make_replica()` builds another of its kind (its initial values do not
   // matter: they are replaced by the model's before every step).
   DataParallel(Model& model, const std::function<Model()>& make_replica, DataParallelOptions opt = {})
-      : model_(model), shards_(opt.shards == 0 ? 2 * std::max(1, Eigen::nbThreads()) : opt.shards) {
+      : model_(model), shards_(opt.shards == 0 ? std::max(1, Eigen::nbThreads()) : opt.shards),
+        adaptive_(opt.adaptive) {
     detail::require(opt.shards >= 0, "DataParallel",
-                    "shards must be >= 0 (0: twice the threads), got " + std::to_string(opt.shards));
+                    "shards must be >= 0 (0: the thread count), got " + std::to_string(opt.shards));
     main_ = view(model_);
     for (int s = 1; s < shards_; ++s) {
       replicas_.push_back(std::make_unique<Model>(make_replica()));
@@ -118,6 +131,8 @@ class DataParallel {
   DataParallel& operator=(const DataParallel&) = delete;
 
   int shards() const { return shards_; }
+  // The thread count the last step ran with.
+  int last_threads() const { return last_threads_; }
   Model& module() { return model_; }
   // Replica s (1 <= s < shards()); shard 0 runs on module().
   Model& replica(int s) {
@@ -158,15 +173,17 @@ class DataParallel {
     });
   }
 
-  // Any model: f(model_or_replica, b, n, weight) runs forward and backward of rows [b, b + n)
-  // with the backward started from weight x d(its loss) (weight = n / rows, the shard's share of
-  // a plain mean) and returns weight x its loss; run returns the sum over shards.
+  // Any model: f(model_or_replica, s, b, n, weight) runs shard s's forward and backward, rows
+  // [b, b + n), with the backward started from weight x d(its loss) (weight = n / rows, the
+  // shard's share of a plain mean), and returns weight x its loss; run returns the sum over
+  // shards. Shards run at the same time: anything f keeps per call (a loss module) must be
+  // shard s's own.
   template <class F>
   T run(Index rows, F&& f) {
     detail::require(rows >= 1, "DataParallel", "run() needs at least one row, got " + std::to_string(rows));
     const Index S = std::min<Index>(shards_, rows);
     return run_shards(S, rows, [&](Model& m, Index s, Index b, Index n) {
-      shard_out_[s] = f(m, b, n, static_cast<T>(static_cast<double>(n) / static_cast<double>(rows)));
+      shard_out_[s] = f(m, s, b, n, static_cast<T>(static_cast<double>(n) / static_cast<double>(rows)));
     });
   }
 
@@ -181,6 +198,22 @@ class DataParallel {
   struct Chunk {
     std::size_t param;
     Index offset, size;
+  };
+
+  // Eigen::setNbThreads(1) for a scope, then the count it had (a process-wide setting: heed's
+  // gemm, for_each_slice and Eigen's products all read it).
+  struct SerialEigen {
+    int saved = 0;
+    explicit SerialEigen(bool on) {
+      if (!on) return;
+      saved = Eigen::nbThreads();
+      Eigen::setNbThreads(1);
+    }
+    ~SerialEigen() {
+      if (saved > 0) Eigen::setNbThreads(saved);
+    }
+    SerialEigen(const SerialEigen&) = delete;
+    SerialEigen& operator=(const SerialEigen&) = delete;
   };
 
   static View view(Model& m) { return {m.parameters(), m.buffers(), m.named_modules(), m.generators()}; }
@@ -265,11 +298,20 @@ class DataParallel {
         if (!error) error = std::current_exception();
       }
     };
-    int threads = 1;
+    int most = 1;
 #ifdef _OPENMP
-    if (!omp_in_parallel()) threads = static_cast<int>(std::min<Index>(Eigen::nbThreads(), S));
+    if (!omp_in_parallel()) most = static_cast<int>(std::min<Index>(Eigen::nbThreads(), S));
 #endif
+    // adaptive: 1 thread or `most`, the faster per row so far; every 64 steps 2 of the other.
+    const int pick = most <= 1 || !adaptive_ ? 1 : (step_ % 64 == 8 || step_ % 64 == 9) ? 1 - fast_ : fast_;
+    const int threads = most <= 1 ? 1 : !adaptive_ ? most : pick == 0 ? 1 : most;
+    ++step_;
+    last_threads_ = threads;
+    const auto t0 = std::chrono::steady_clock::now();
     if (threads <= 1) {
+      // One thread although more are allowed (adaptive): keep the products serial too, so that
+      // they round as inside the parallel region (Eigen's threaded GEMM blocks differently).
+      const SerialEigen serial(most > 1);
       for (Index s = 1; s < S; ++s) sync(s - 1);
       for (Index s = 0; s < S; ++s) one(s);
       if (!error)
@@ -291,6 +333,12 @@ class DataParallel {
     }
 #endif
     if (error) std::rethrow_exception(error);  // the model's gradients are then unspecified
+    if (most > 1 && adaptive_ && step_ > 1) {  // (not the first step: allocations) seconds per row: the chosen setting's average, the other's last probe
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / rows;
+      per_row_[pick] = pick == fast_ && per_row_[pick] > 0 ? 0.8 * per_row_[pick] + 0.2 * dt : dt;
+      if (per_row_[0] > 0 && per_row_[1] > 0 && pick != fast_ && step_ % 64 == 10)
+        fast_ = per_row_[0] < per_row_[1] ? 0 : 1;
+    }
     T total = 0;
     for (Index s = 0; s < S; ++s) total += shard_out_[s];
     return total;
@@ -298,6 +346,12 @@ class DataParallel {
 
   Model& model_;
   int shards_;
+  bool adaptive_;
+  // adaptive: per_row_[0] with 1 thread, per_row_[1] with all; fast_ the one in use.
+  double per_row_[2] = {0, 0};
+  int fast_ = 1;
+  long step_ = 0;
+  int last_threads_ = 1;
   std::vector<std::unique_ptr<Model>> replicas_;  // shards - 1
   View main_;
   std::vector<View> views_;  // one per replica
