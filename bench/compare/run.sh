@@ -98,6 +98,8 @@ run_timed torch_preloaded "$py" "$here/mnist_torch_preloaded.py" "$data" "$epoch
 echo "== (b) MNIST conv net (examples/mnist_cnn, both models) against PyTorch with oneDNN"
 "$here/cnn.sh" "$cnn_epochs" "$out"
 
+echo "== (b) the FMA peak and heed's GEMM backends (bench_gemm)"
+"$root/build/release/bench/bench_gemm" --benchmark_out="$out/heed_peak.json" --benchmark_out_format=json
 echo "== (b) MNIST epoch against its bound (bench_mnist_epoch, 1 and 2 threads)"
 "$root/build/release/bench/bench_mnist_epoch" --benchmark_repetitions="$reps" \
   --benchmark_report_aggregates_only=true \

@@ -287,16 +287,19 @@ class DataParallel {
     bounds_.resize(S + 1);
     for (Index s = 0; s <= S; ++s) bounds_[s] = s * rows / S;
     shard_out_.assign(S, T(0));
-    std::exception_ptr error;
+    // Each shard's exception in its own slot (no lock); the first in shard order is rethrown.
+    errors_.assign(S, nullptr);
     auto one = [&](Index s) {
       try {
         shard(s == 0 ? model_ : *replicas_[s - 1], s, bounds_[s], bounds_[s + 1] - bounds_[s]);
       } catch (...) {
-#ifdef _OPENMP
-#pragma omp critical(heed_data_parallel)
-#endif
-        if (!error) error = std::current_exception();
+        errors_[s] = std::current_exception();
       }
+    };
+    auto failed = [&] {
+      for (const auto& e : errors_)
+        if (e) return true;
+      return false;
     };
     int most = 1;
 #ifdef _OPENMP
@@ -314,7 +317,7 @@ class DataParallel {
       const SerialEigen serial(most > 1);
       for (Index s = 1; s < S; ++s) sync(s - 1);
       for (Index s = 0; s < S; ++s) one(s);
-      if (!error)
+      if (!failed())
         for (const Chunk& c : chunks_) reduce(c, S);
     }
 #ifdef _OPENMP
@@ -325,14 +328,15 @@ class DataParallel {
         for (Index s = 1; s < S; ++s) sync(s - 1);  // (1)
 #pragma omp for schedule(dynamic, 1)
         for (Index s = 0; s < S; ++s) one(s);       // (2)
-        if (!error) {                               // the same for every thread after the barrier
+        if (!failed()) {                            // the same for every thread after the barrier
 #pragma omp for schedule(static)
           for (std::size_t c = 0; c < chunks_.size(); ++c) reduce(chunks_[c], S);  // (3)
         }
       }
     }
 #endif
-    if (error) std::rethrow_exception(error);  // the model's gradients are then unspecified
+    for (const auto& e : errors_)
+      if (e) std::rethrow_exception(e);  // the model's gradients are then unspecified
     if (most > 1 && adaptive_ && step_ > 1) {  // (not the first step: allocations) seconds per row: the chosen setting's average, the other's last probe
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / rows;
       per_row_[pick] = pick == fast_ && per_row_[pick] > 0 ? 0.8 * per_row_[pick] + 0.2 * dt : dt;
@@ -360,6 +364,7 @@ class DataParallel {
   std::vector<T> shard_out_;
   std::vector<double> denominators_;
   std::vector<Index> bounds_;
+  std::vector<std::exception_ptr> errors_;
   std::vector<Matrix<T>> dlogits_;
   std::any losses_;
   const void* loss_proto_ = nullptr;
