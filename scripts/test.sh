@@ -13,7 +13,7 @@ cmake --build --preset release-portable -j"$(nproc)"
 ctest --test-dir build/release-portable --output-on-failure -j"$(nproc)" "$@"
 # With a BLAS compiled in, the products above went through it (core/gemm.hpp's default for a
 # build without AVX-512); the whole suite runs again on Eigen's own products.
-if grep -q '^HEED_BLAS_LIBRARY:FILEPATH=/' build/release-portable/CMakeCache.txt; then
+if grep -q '^HEED_WITH_BLAS:INTERNAL=ON' build/release-portable/CMakeCache.txt; then
   echo "heed: the tests again with HEED_GEMM=eigen"
   HEED_GEMM=eigen ctest --test-dir build/release-portable --output-on-failure -j"$(nproc)" "$@"
 fi

@@ -6,6 +6,7 @@
 #include <heed/core/gemm.hpp>
 #include <heed/core/random.hpp>
 #include <heed/core/init.hpp>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <tuple>
@@ -104,22 +105,23 @@ TEST_CASE_TEMPLATE("gemm: split over threads (rows, then columns) equals one thr
   const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-12;
   for (Gemm backend : backends()) {
     heed::set_gemm_backend(backend);
-    for (const auto& mn : {std::pair<Index, Index>{301, 90}, {90, 301}}) {  // split M, then N
-      const Index M = mn.first, N = mn.second;
-      const Index K = 200;                                                // > 2M multiply-adds
-      const Matrix<T> A = random<T>(M, K, g), B = random<T>(N, K, g);
-      Matrix<T> one, two;
-      Eigen::setNbThreads(1);
-      heed::detail::gemm<T>(one, A, Op::N, B, Op::T);
-      Eigen::setNbThreads(2);
-      heed::detail::gemm<T>(two, A, Op::N, B, Op::T);
-      REQUIRE(two.rows() == M);
-      REQUIRE(two.cols() == N);
-      const Matrix<double> want = reference<T>(A, Op::N, B, Op::T, Matrix<T>::Zero(M, N), 0, 1);
-      INFO(heed::gemm_name(backend), " ", M, "x", N);
-      CHECK((two.template cast<double>() - want).cwiseAbs().maxCoeff() <= tol);
-      CHECK((two - one).cwiseAbs().maxCoeff() <= T(tol));
-    }
+    for (const auto& mn : {std::pair<Index, Index>{301, 90}, {90, 301}})  // split M, then N
+      for (Op oa : {Op::N, Op::T})
+        for (Op ob : {Op::N, Op::T}) {
+          const Index M = mn.first, N = mn.second, K = 200;  // > 2M multiply-adds
+          const Matrix<T> A = oa == Op::N ? random<T>(M, K, g) : random<T>(K, M, g);
+          const Matrix<T> B = ob == Op::N ? random<T>(K, N, g) : random<T>(N, K, g);
+          Matrix<T> one = random<T>(M, N, g), two = one;
+          const Matrix<T> C0 = one;
+          Eigen::setNbThreads(1);
+          heed::detail::gemm<T>(one, A, oa, B, ob, T(1));  // accumulate: beta 1
+          Eigen::setNbThreads(2);
+          heed::detail::gemm<T>(two, A, oa, B, ob, T(1));
+          const Matrix<double> want = reference<T>(A, oa, B, ob, C0, 1, 1);
+          INFO(heed::gemm_name(backend), " ", M, "x", N, " ops ", int(oa), int(ob));
+          CHECK((two.template cast<double>() - want).cwiseAbs().maxCoeff() <= tol);
+          CHECK((two - one).cwiseAbs().maxCoeff() <= T(tol));
+        }
   }
 }
 
@@ -182,6 +184,14 @@ TEST_CASE("gemm: a shape mismatch is a ShapeError naming the caller and the shap
   heed::detail::MutRef<float> wrong(C);
   CHECK_THROWS_AS(heed::detail::gemm<float>(wrong, A, Op::N, Matrix<float>(3, 5), Op::N, 1.f),
                   heed::ShapeError);
+}
+
+TEST_CASE("gemm: a HEED_GEMM it cannot honour falls back to the default") {
+  Restore restore;
+  heed::detail::gemm_state().store(-1);  // as before the first product
+  setenv("HEED_GEMM", "mkl", 1);
+  CHECK(heed::gemm_backend() == heed::detail::default_gemm());  // and a line on stderr
+  unsetenv("HEED_GEMM");
 }
 
 TEST_CASE("gemm: choosing the backend") {

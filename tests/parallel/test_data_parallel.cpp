@@ -220,6 +220,51 @@ TEST_CASE("DataParallel: CrossEntropyLoss's class weights and ignore_index weigh
   CHECK(max_diff(grads(m), grads(ref)) <= 1e-14);
 }
 
+TEST_CASE("DataParallel: a batch whose targets are all ignored gives loss 0 and no gradient, as CrossEntropyLoss") {
+  Batch<double> b = batch<double>(12);
+  b.y.setConstant(-100);
+  heed::CrossEntropyLoss<double> ce;
+  heed::Sequential<double> ref = mlp<double>(), m = mlp<double>();
+  const double want = plain_step(ref, b, ce);
+  heed::DataParallel<heed::Sequential<double>> dp(m, [] { return mlp<double>(); }, {.shards = 3});
+  m.zero_grad();
+  CHECK(dp.step(b.x, b.y, ce) == want);
+  CHECK(max_diff(grads(m), grads(ref)) == 0);
+}
+
+TEST_CASE("DataParallel: a regression target (MSELoss on a matrix) is sharded by rows") {
+  Threads keep;
+  Eigen::setNbThreads(2);
+  const Batch<double> b = batch<double>(21);
+  heed::Generator g(9);
+  Matrix<double> target(21, 5);
+  heed::init::uniform_(target, -1.0, 1.0, g);
+  heed::MSELoss<double> mse;
+  heed::Sequential<double> ref = mlp<double>(), m = mlp<double>();
+  ref.zero_grad();
+  const double want = mse.forward(ref.forward(b.x), target);
+  ref.backward(mse.backward());
+  heed::DataParallel<heed::Sequential<double>> dp(m, [] { return mlp<double>(); }, {.shards = 4});
+  m.zero_grad();
+  CHECK(std::abs(dp.step(b.x, target, mse) - want) <= 1e-14);
+  CHECK(max_diff(grads(m), grads(ref)) <= 1e-14);
+}
+
+TEST_CASE("DataParallel: a criterion changed in place is used as it is now") {
+  const Batch<double> b = batch<double>(20);
+  heed::Sequential<double> m = mlp<double>();
+  heed::DataParallel<heed::Sequential<double>> dp(m, [] { return mlp<double>(); }, {.shards = 2});
+  heed::CrossEntropyLoss<double> ce;
+  m.zero_grad();
+  dp.step(b.x, b.y, ce);
+  ce = heed::CrossEntropyLoss<double>({.weight = {0.5, 2.0, 1.0, 3.0, 0.25}});  // same object, new options
+  heed::Sequential<double> ref = mlp<double>();
+  const double want = plain_step(ref, b, ce);
+  m.zero_grad();
+  CHECK(std::abs(dp.step(b.x, b.y, ce) - want) <= 1e-14);
+  CHECK(max_diff(grads(m), grads(ref)) <= 1e-14);
+}
+
 TEST_CASE("DataParallel: eval mode and dropout streams reach the replicas; a step replays exactly") {
   Threads keep;
   Eigen::setNbThreads(2);

@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -88,12 +89,23 @@ inline void set_gemm_backend(Gemm backend) {
 }
 
 // The backend products use now: set_gemm_backend's, else HEED_GEMM's, else the default above.
+// A HEED_GEMM it cannot honour (a typo, or blas without HEED_USE_BLAS) is reported on stderr
+// once and the default used: it is read at the first product, which may run on one of heed's
+// threads, where an exception could not reach the caller.
 inline Gemm gemm_backend() {
   int s = detail::gemm_state().load(std::memory_order_relaxed);
   if (s < 0) {
-    const char* env = std::getenv("HEED_GEMM");
-    s = static_cast<int>(env && *env ? detail::parse_gemm(env) : detail::default_gemm());
-    detail::gemm_state().store(s);
+    Gemm g = detail::default_gemm();
+    if (const char* env = std::getenv("HEED_GEMM"); env && *env) {
+      try {
+        g = detail::parse_gemm(env);
+      } catch (const ValueError& e) {
+        std::fprintf(stderr, "heed: %s; using %s\n", e.what(), g == Gemm::Blas ? "blas" : "eigen");
+      }
+    }
+    int unset = -1;  // the first thread to get here decides (and reports)
+    if (detail::gemm_state().compare_exchange_strong(unset, static_cast<int>(g))) return g;
+    return static_cast<Gemm>(detail::gemm_state().load());
   }
   return static_cast<Gemm>(s);
 }

@@ -169,7 +169,7 @@ class DataParallel {
       Matrix<T>& d = dlogits_[s];
       d = w * crit.backward();  // d(w_s loss_s) / d(output)
       m.backward(d);
-      shard_out_[s] = total > 0 ? w * loss : std::numeric_limits<T>::quiet_NaN();  // nothing counted: 0/0
+      shard_out_[s] = total > 0 ? w * loss : T(0);  // nothing counted: 0, as CrossEntropyLoss
     });
   }
 
@@ -237,11 +237,13 @@ class DataParallel {
 
   template <class Loss>
   std::vector<Loss>& shard_losses(const Loss& proto) {
+    static_assert(std::is_copy_constructible_v<Loss>, "DataParallel::step copies the loss for each shard");
     auto* v = std::any_cast<std::vector<Loss>>(&losses_);
-    if (!v || loss_proto_ != &proto) {  // a new criterion: copies of it, one per shard
+    if (!v) {
       losses_ = std::vector<Loss>(shards_, proto);
-      loss_proto_ = &proto;
       v = std::any_cast<std::vector<Loss>>(&losses_);
+    } else {
+      for (Loss& l : *v) l = proto;  // every step: the criterion's options as they are now
     }
     return *v;
   }
@@ -314,7 +316,8 @@ class DataParallel {
     if (threads <= 1) {
       // One thread although more are allowed (adaptive): keep the products serial too, so that
       // they round as inside the parallel region (Eigen's threaded GEMM blocks differently).
-      const SerialEigen serial(most > 1);
+      // (Also when a batch has fewer rows than shards: the products of shards = S would.)
+      const SerialEigen serial(most > 1 || (S < shards_ && Eigen::nbThreads() > 1));
       for (Index s = 1; s < S; ++s) sync(s - 1);
       for (Index s = 0; s < S; ++s) one(s);
       if (!failed())
@@ -367,7 +370,6 @@ class DataParallel {
   std::vector<std::exception_ptr> errors_;
   std::vector<Matrix<T>> dlogits_;
   std::any losses_;
-  const void* loss_proto_ = nullptr;
 };
 
 }  // namespace heed
