@@ -20,12 +20,6 @@ namespace {
 using heed::Index;
 using heed::Matrix;
 
-double peak(int threads) {  // measured once per thread count, before the GEMMs that use it
-  static double cache[3] = {};
-  if (cache[threads] == 0) cache[threads] = bench::fma_peak_gflops(threads);
-  return cache[threads];
-}
-
 void BM_Peak(benchmark::State& st) {
   const int threads = static_cast<int>(st.range(0));
   double g = 0;
@@ -37,7 +31,7 @@ void BM_Peak(benchmark::State& st) {
 void BM_Gemm(benchmark::State& st, heed::Gemm backend) {
   const Index M = st.range(0), N = st.range(1), K = st.range(2);
   const int threads = static_cast<int>(st.range(3));
-  const double p = peak(threads);
+  const double p = bench::peak(threads);
   heed::set_gemm_backend(backend);
   Eigen::setNbThreads(threads);
   const Matrix<float> A = Matrix<float>::Random(M, K), B = Matrix<float>::Random(N, K);
@@ -71,8 +65,7 @@ int main(int argc, char** argv) {
   if (heed::blas_available()) benchmark::RegisterBenchmark("gemm/blas", BM_Gemm, heed::Gemm::Blas)->Apply(shapes);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("fma_isa", bench::peak_isa());
-  for (int t : {1, 2}) benchmark::AddCustomContext("fma_peak_gflops_threads_" + std::to_string(t), std::to_string(peak(t)));
+  bench::add_peak_context();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
 }

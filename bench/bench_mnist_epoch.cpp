@@ -43,16 +43,10 @@ double epoch_flops() {
   return f * (kN / kB);
 }
 
-double peak(int threads) {  // measured once per thread count, before the rows that use it
-  static double cache[3] = {};
-  if (cache[threads] == 0) cache[threads] = bench::fma_peak_gflops(threads);
-  return cache[threads];
-}
-
 void counters(benchmark::State& st, int threads) {
   st.counters["FLOP/s"] = benchmark::Counter(epoch_flops(), benchmark::Counter::kIsIterationInvariantRate);
   st.counters["of_peak"] =
-      benchmark::Counter(epoch_flops() / 1e9 / peak(threads), benchmark::Counter::kIsIterationInvariantRate);
+      benchmark::Counter(epoch_flops() / 1e9 / bench::peak(threads), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 heed::Sequential<float> mlp() {
@@ -68,7 +62,6 @@ heed::Sequential<float> mlp() {
 
 void BM_Epoch(benchmark::State& st) {
   const int threads = static_cast<int>(st.range(0)), shards = static_cast<int>(st.range(1));
-  peak(threads);
   heed::set_gemm_backend(heed::detail::default_gemm());
   Eigen::setNbThreads(threads);
   heed::Sequential<float> model = mlp();
@@ -94,7 +87,6 @@ void BM_Epoch(benchmark::State& st) {
 // The bound: only the epoch's 600 x 11 matrix products, each thread its share of the batch.
 void BM_GemmBound(benchmark::State& st, heed::Gemm backend) {
   const int threads = static_cast<int>(st.range(0));
-  peak(threads);
   heed::set_gemm_backend(backend);
   Eigen::setNbThreads(threads);
   using heed::detail::Op;
@@ -150,8 +142,7 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("fma_isa", bench::peak_isa());
-  for (int t : {1, 2}) benchmark::AddCustomContext("fma_peak_gflops_threads_" + std::to_string(t), std::to_string(peak(t)));
+  bench::add_peak_context();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
 }

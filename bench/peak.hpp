@@ -2,8 +2,12 @@
 // The machine's FMA peak, measured: each thread runs independent chains of fused multiply-adds
 // in the widest vectors this build targets (AVX-512, AVX2+FMA, else SSE multiply + add), enough
 // chains to cover the FMA latency on every port. GFLOP/s = 2 x lanes x chains x iterations / s.
-// bench_gemm reports it (fma_peak/threads:N) and the other benchmarks their fraction of it.
+// bench_gemm reports it (fma_peak/threads:N) and the other benchmarks their fraction of it
+// (bench::peak, cached; bench::add_peak_context writes both into the run's context).
+#include <benchmark/benchmark.h>
+
 #include <chrono>
+#include <string>
 #include <cstdint>
 #include <immintrin.h>
 #ifdef _OPENMP
@@ -83,6 +87,21 @@ inline double fma_peak_gflops(int threads) {
     best = std::max(best, flops / s / 1e9);
   }
   return best;
+}
+
+// fma_peak_gflops(threads) for 1 or 2 threads, measured once and then kept: the benchmarks
+// divide by it (of_peak counters).
+inline double peak(int threads) {
+  static double cache[3] = {};
+  if (cache[threads] == 0) cache[threads] = fma_peak_gflops(threads);
+  return cache[threads];
+}
+
+// Measures both peaks before any benchmark runs and writes them, with the vectors used, into
+// the run's context (the JSON's "context" and the console header).
+inline void add_peak_context() {
+  benchmark::AddCustomContext("fma_isa", peak_isa());
+  for (int t : {1, 2}) benchmark::AddCustomContext("fma_peak_gflops_threads_" + std::to_string(t), std::to_string(peak(t)));
 }
 
 }  // namespace bench
